@@ -51,7 +51,7 @@ def load_model_config(config: ConfigLike) -> dict:
 
 
 class ActionDecoder:
-    """Map OpenVLA action token ids to unnormalized 7-DoF actions, exactly as the reference does."""
+    """Map OpenVLA action token ids to unnormalized 7-DoF actions exactly as the reference."""
 
     def __init__(self, vocab_size: int, n_action_bins: int, q01: Sequence[float],
                  q99: Sequence[float], mask: Sequence[bool] | None = None,
@@ -95,7 +95,7 @@ class ActionDecoder:
 
     @classmethod
     def from_model_config(cls, config: ConfigLike, unnorm_key: str | None) -> 'ActionDecoder':
-        """Build the decoder for ``unnorm_key`` from a checkpoint config (dict, directory, file)."""
+        """Build the decoder for ``unnorm_key`` from a checkpoint config (dict, dir or file)."""
         cfg = load_model_config(config)
         norm_stats = cfg.get('norm_stats') or {}
         keys = sorted(norm_stats)
@@ -108,8 +108,8 @@ class ActionDecoder:
                 unnorm_key = keys[0]
             else:
                 raise ValueError(
-                    f'unnorm_key is required: this checkpoint was trained on {len(keys)} datasets. '
-                    f'Choose the one matching your robot, one of: {", ".join(keys)}')
+                    f'unnorm_key is required: this checkpoint was trained on {len(keys)} '
+                    f'datasets. Choose the one matching your robot, one of: {", ".join(keys)}')
         if unnorm_key not in norm_stats:
             raise ValueError(
                 f'unknown unnorm_key {unnorm_key!r}; valid keys for this checkpoint: '

@@ -721,4 +721,3 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{summary['duration_s']:.2f} s on {summary['image_topic']} ({sizes} "
             f"{summary['image_format']}), {summary['instructions']} instruction message(s), "
             f"{summary['storage']}")
-

@@ -16,7 +16,7 @@ import sys
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
-    'openvla_ros.predict_cli',
+    'openvla_ros.policy',
     'openvla_ros.test_model',
     'openvla_ros.demo',
     'openvla_ros.bags',

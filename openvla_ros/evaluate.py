@@ -255,6 +255,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         '',
         f"Overall MSE is the mean over all {ACTION_DIM} dimensions and frames (OpenVLA-7B "
         'reports 0.048 on BridgeData V2).',
+        '',
         f"Gripper accuracy (open/closed agreement, threshold {GRIPPER_THRESHOLD}): "
         f"{_percent(summary.get('gripper_accuracy'))}",
         '',
@@ -264,8 +265,8 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         '|---:|---:|---:|---:|',
     ]
     latency = summary.get('latency', {})
-    lines.append('| ' + ' | '.join(f'{_ms(latency.get(k))} ms'
-                                    for k in ('mean', 'p50', 'p95', 'p99')) + ' |')
+    cells = [f'{_ms(latency.get(k))} ms' for k in ('mean', 'p50', 'p95', 'p99')]
+    lines.append('| ' + ' | '.join(cells) + ' |')
     lines += ['', '## Frames', '', '| read | evaluated | skipped |', '|---:|---:|---:|',
               f"| {counts['read']} | {counts['evaluated']} | {counts['skipped']} |"]
     if counts['skip_reasons']:
@@ -331,6 +332,7 @@ def _precheck_unnorm_key(model: str, unnorm_key: str | None) -> None:
 
 def register(subparsers: Any) -> None:
     """Add the ``evaluate`` subcommand."""
+    from openvla_ros.policy import add_engine_arguments
     parser = subparsers.add_parser(
         'evaluate', help='score the policy on a rosbag2 with ground-truth actions',
         description='Run OpenVLA on every frame of a rosbag2, compare with the recorded '
@@ -369,12 +371,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--json', action='store_true',
                         help='print the summary as JSON (nothing else on stdout)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    engine = parser.add_argument_group('engine')
-    engine.add_argument('--dtype', default=None, help='model dtype (default bfloat16)')
-    engine.add_argument('--max-model-len', type=int, default=None)
-    engine.add_argument('--gpu-memory-utilization', type=float, default=None)
-    engine.add_argument('--enforce-eager', action='store_true', default=None,
-                        help='disable CUDA graphs / compilation (faster start, slower steps)')
+    add_engine_arguments(parser)
     parser.set_defaults(func=_evaluate_command)
 
 
@@ -392,11 +389,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
         gt_array_topic=args.gt_array_topic)
     _precheck_unnorm_key(args.model, args.unnorm_key)
-    engine_options = {name: getattr(args, name) for name in
-                      ('dtype', 'max_model_len', 'gpu_memory_utilization', 'enforce_eager')
-                      if getattr(args, name) is not None}
-    from openvla_ros.policy import VllmPolicy
-    policy = VllmPolicy(args.model, args.unnorm_key, engine_options=engine_options)
+    from openvla_ros.policy import VllmPolicy, engine_options_from_args
+    policy = VllmPolicy(args.model, args.unnorm_key,
+                        trust_remote_code=bool(getattr(args, 'trust_remote_code', False)),
+                        engine_options=engine_options_from_args(args))
     try:
         command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                    if k != 'func'}

@@ -114,6 +114,8 @@ def plot_latency(latencies: Sequence[float], path: Path | str,
         axis.axvline(value, color='#c44e52', linestyle=style, label=f'p{q} = {value:.1f} ms')
     axis.set_xlabel('latency per prediction [ms]')
     axis.set_ylabel('frames')
+    from matplotlib.ticker import MaxNLocator
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))  # frame counts are whole
     axis.legend()
     axis.grid(True, alpha=0.3)
     axis.set_title(f'{title} ({values.size} samples)')

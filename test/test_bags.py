@@ -20,20 +20,24 @@ SIZE = 32
 
 @pytest.fixture(scope='module')
 def steps_json(tmp_path_factory):
+    """Write a synthetic STEPS.json shared by the module."""
     return write_synthetic_steps(tmp_path_factory.mktemp('steps'), N, size=SIZE, seed=3)
 
 
 def _steps(path):
+    """Return the steps list of a STEPS.json."""
     return json.loads(Path(path).read_text())['steps']
 
 
 def _write_steps(folder, steps):
+    """Write a STEPS.json holding ``steps``."""
     path = Path(folder) / 'STEPS.json'
     path.write_text(json.dumps({'steps': steps}))
     return path
 
 
 def _png(folder, name, value=0, size=SIZE):
+    """Write a uniform PNG and return its name."""
     Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(Path(folder) / name)
     return name
 
@@ -41,6 +45,7 @@ def _png(folder, name, value=0, size=SIZE):
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 @pytest.mark.parametrize('compressed', [False, True])
 def test_round_trip(tmp_path, steps_json, storage, compressed):
+    """Read back what make_bag wrote."""
     out = tmp_path / 'bag'
     summary = make_bag(steps_json, out, storage=storage, compressed=compressed, progress=False)
     assert summary['frames'] == N
@@ -77,6 +82,7 @@ def test_round_trip(tmp_path, steps_json, storage, compressed):
 
 
 def test_png_compressed_is_exact(tmp_path, steps_json):
+    """Keep frames bit-exact with PNG compression."""
     out = tmp_path / 'bag'
     make_bag(steps_json, out, compressed=True, compressed_format='png', progress=False)
     data = read_bag(out)
@@ -86,6 +92,7 @@ def test_png_compressed_is_exact(tmp_path, steps_json):
 
 
 def test_custom_stamps_and_instruction_changes(tmp_path):
+    """Keep given stamps; write instructions on change."""
     names = [_png(tmp_path, f'{i}.png', 40 * i) for i in range(4)]
     stamps = [100.0, 100.23, 100.38, 100.61]
     texts = ['pick up the cup', 'pick up the cup', 'open the drawer', 'open the drawer']
@@ -102,6 +109,7 @@ def test_custom_stamps_and_instruction_changes(tmp_path):
 
 
 def test_synthetic_steps(tmp_path):
+    """Generate structured, deterministic frames and actions."""
     path = write_synthetic_steps(tmp_path, 4, size=48, seed=1)
     steps = _steps(path)
     assert len(steps) == 4
@@ -128,6 +136,7 @@ def test_synthetic_steps(tmp_path):
 
 
 def _good_step(folder, **changes):
+    """Return a valid step, with ``changes`` applied."""
     step = {'image': _png(folder, 'ok.png'), 'instruction': 'do it', 'action': [0.0] * 7}
     step.update(changes)
     return step
@@ -147,6 +156,7 @@ def _good_step(folder, **changes):
     ({'stamp': 5.0}, 'step 1 has "stamp" but step 0 has none'),
 ])
 def test_step_errors_name_the_step(tmp_path, change, match):
+    """Name the bad step in each validation error."""
     steps = [_good_step(tmp_path), _good_step(tmp_path, **change)]
     out = tmp_path / 'bag'
     with pytest.raises(StepsError, match=match):
@@ -155,6 +165,7 @@ def test_step_errors_name_the_step(tmp_path, change, match):
 
 
 def test_stamps_must_increase(tmp_path):
+    """Refuse non-increasing and negative stamps."""
     steps = [_good_step(tmp_path, stamp=10.0), _good_step(tmp_path, stamp=10.0)]
     with pytest.raises(StepsError, match='step 1: stamp .* must increase strictly'):
         make_bag(_write_steps(tmp_path, steps), tmp_path / 'bag', progress=False)
@@ -164,6 +175,7 @@ def test_stamps_must_increase(tmp_path):
 
 
 def test_unreadable_image_removes_partial_bag(tmp_path):
+    """Remove the half-written bag after a bad image."""
     (tmp_path / 'broken.png').write_bytes(b'not a png at all')
     steps = [_good_step(tmp_path), _good_step(tmp_path, image='broken.png')]
     out = tmp_path / 'bag'
@@ -173,6 +185,7 @@ def test_unreadable_image_removes_partial_bag(tmp_path):
 
 
 def test_file_level_errors(tmp_path, steps_json):
+    """Refuse bad files, options and existing outputs."""
     with pytest.raises(StepsError, match='no steps'):
         make_bag(_write_steps(tmp_path, []), tmp_path / 'a', progress=False)
     bad = tmp_path / 'bad.json'
@@ -196,6 +209,7 @@ def test_file_level_errors(tmp_path, steps_json):
 
 
 def test_make_bag_command(tmp_path, steps_json, capsys):
+    """Print one summary line; exit 2 on errors."""
     out = tmp_path / 'bag'
     code = main(['make-bag', str(steps_json), str(out), '--storage', 'mcap', '--compressed',
                  '--rate', '10', '--no-progress'])
@@ -227,6 +241,7 @@ def _write_bag(path, messages, storage='sqlite3'):
 
 
 def _image_msg(ns, value=0, size=4):
+    """Return a uniform rgb8 Image stamped ``ns``."""
     store = bags._typestore()
     rgb = np.full((size, size, 3), value, dtype=np.uint8)
     return store.types[bags.IMAGE_TYPE](
@@ -235,10 +250,12 @@ def _image_msg(ns, value=0, size=4):
 
 
 def _msg(msgtype, **fields):
+    """Return a message of ``msgtype``."""
     return bags._typestore().types[msgtype](**fields)
 
 
 def test_topic_errors_list_the_bag_topics(tmp_path, steps_json):
+    """List the bag topics when a topic is missing."""
     out = tmp_path / 'bag'
     make_bag(steps_json, out, progress=False)
     with pytest.raises(BagError, match=r"no image topic '/cam'.*/camera/image_raw \["):
@@ -260,6 +277,7 @@ def test_topic_errors_list_the_bag_topics(tmp_path, steps_json):
 
 
 def test_image_topic_detection(tmp_path):
+    """Refuse ambiguous or missing image topics."""
     t = 10 ** 9
     both = _write_bag(tmp_path / 'both', [
         (IMAGE_TOPIC, bags.IMAGE_TYPE, t, _image_msg(t)),
@@ -275,6 +293,7 @@ def test_image_topic_detection(tmp_path):
 
 
 def test_array_ground_truth_and_unstamped_frames(tmp_path):
+    """Read array ground truth; stamp unstamped frames with bag time."""
     layout = _msg('std_msgs/msg/MultiArrayLayout', dim=[], data_offset=0)
     messages = []
     for i in range(3):
@@ -298,6 +317,7 @@ def test_array_ground_truth_and_unstamped_frames(tmp_path):
 
 
 def test_twist_gripper_pairing_with_missing_gripper(tmp_path):
+    """Pair twists with grippers; drop unpaired ones."""
     store = bags._typestore()
     vector = store.types['geometry_msgs/msg/Vector3']
     messages = []
@@ -320,6 +340,7 @@ def test_twist_gripper_pairing_with_missing_gripper(tmp_path):
 
 
 def _gt_messages(ns):
+    """Return one zero twist and gripper message at ``ns``."""
     store = bags._typestore()
     vector = store.types['geometry_msgs/msg/Vector3']
     twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags._header(store, ns, 'ee'),
@@ -330,6 +351,7 @@ def _gt_messages(ns):
 
 
 def test_bad_image_message_is_kept_and_raises_image_error(tmp_path):
+    """Keep a corrupt frame; fail only when it is decoded."""
     t = 10 ** 9
     store = bags._typestore()
     broken = store.types[bags.COMPRESSED_IMAGE_TYPE](

@@ -26,11 +26,13 @@ class FakePolicy:
     engine_options = {'dtype': 'float32'}
 
     def __init__(self, fail_on=(), nan_on=()):
+        """Fail or return NaN on the given call numbers."""
         self.calls = []
         self.fail_on = set(fail_on)
         self.nan_on = set(nan_on)
 
     def predict(self, image, instruction):
+        """Return an action computed from the image mean."""
         rgb = np.asarray(image)
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
         call = len(self.calls)
@@ -47,12 +49,14 @@ class FakePolicy:
 
 
 def _expected_action(rgb):
+    """Return the action FakePolicy gives for ``rgb``."""
     level = float(np.asarray(rgb).mean()) / 255.0
     return [0.01 * level * (k + 1) for k in range(6)] + [level]
 
 
 @pytest.fixture(scope='module')
 def synthetic_bag(tmp_path_factory):
+    """Write a synthetic bag shared by the module."""
     folder = tmp_path_factory.mktemp('synthetic')
     steps = write_synthetic_steps(folder / 'steps', N, size=32, seed=5)
     make_bag(steps, folder / 'bag', progress=False)
@@ -60,12 +64,15 @@ def synthetic_bag(tmp_path_factory):
 
 
 def _load_strict(path):
+    """Load JSON, refusing NaN and infinity."""
     def refuse(value):
+        """Reject a non-standard JSON constant."""
         raise ValueError(f'non-strict JSON constant {value}')
     return json.loads(Path(path).read_text(), parse_constant=refuse)
 
 
 def _check_png(path):
+    """Check the PNG signature and that Pillow opens the file."""
     data = Path(path).read_bytes()
     assert data[:8] == PNG_SIGNATURE
     with Image.open(path) as img:
@@ -75,6 +82,7 @@ def _check_png(path):
 
 
 def test_full_run_accounts_for_every_frame(tmp_path, synthetic_bag):
+    """Evaluate every frame; recompute the metrics."""
     fake = FakePolicy()
     report = evaluate_bag(fake, synthetic_bag, tmp_path / 'out', warmup=2, progress=False)
     counts = report['summary']['counts']
@@ -120,6 +128,7 @@ def test_full_run_accounts_for_every_frame(tmp_path, synthetic_bag):
 
 
 def test_stride_and_limit(tmp_path, synthetic_bag):
+    """Skip by stride, then by limit."""
     fake = FakePolicy()
     report = evaluate_bag(fake, synthetic_bag, tmp_path, stride=3, limit=2, warmup=0,
                           progress=False)
@@ -134,6 +143,7 @@ def test_stride_and_limit(tmp_path, synthetic_bag):
 
 
 def test_instruction_override(tmp_path, synthetic_bag):
+    """Use the given instruction for every frame."""
     fake = FakePolicy()
     data = read_bag(synthetic_bag, instruction_topic=None)
     report = evaluate_bag(fake, data, tmp_path, instruction='wave hello', progress=False,
@@ -147,6 +157,7 @@ def test_instruction_override(tmp_path, synthetic_bag):
 
 
 def test_engine_errors_are_recorded(tmp_path, synthetic_bag):
+    """Record engine errors and unusable actions."""
     fake = FakePolicy(fail_on={1}, nan_on={3})
     report = evaluate_bag(fake, synthetic_bag, tmp_path, progress=False)
     counts = report['summary']['counts']
@@ -158,6 +169,7 @@ def test_engine_errors_are_recorded(tmp_path, synthetic_bag):
 
 
 def _write_bag(path, messages):
+    """Write ``(topic, msgtype, bag_ns, msg)`` messages to a new bag."""
     store = bags._typestore()
     connections = {}
     with Writer(path, version=8) as writer:
@@ -216,6 +228,7 @@ def test_skip_reasons_from_a_hand_made_bag(tmp_path):
 
 
 def test_nothing_evaluated_still_writes_a_report(tmp_path, synthetic_bag):
+    """Write a valid report when nothing is evaluated."""
     report = evaluate_bag(FakePolicy(fail_on=set(range(N))), synthetic_bag, tmp_path,
                           progress=False)
     assert report['summary']['mse'] is None
@@ -228,6 +241,7 @@ def test_nothing_evaluated_still_writes_a_report(tmp_path, synthetic_bag):
 @pytest.mark.parametrize('options', [{'stride': 0}, {'limit': 0}, {'warmup': -1},
                                      {'stride': 1.5}])
 def test_bad_options(tmp_path, synthetic_bag, options):
+    """Refuse impossible options."""
     with pytest.raises(EvaluationError):
         evaluate_bag(FakePolicy(), synthetic_bag, tmp_path, progress=False, **options)
 
@@ -238,6 +252,7 @@ def test_bad_options(tmp_path, synthetic_bag, options):
 
 @pytest.fixture
 def checkpoint(tmp_path):
+    """Write a config-only checkpoint with two datasets."""
     folder = tmp_path / 'checkpoint'
     folder.mkdir()
     stats = {'action': {'q01': [-1.0] * 7, 'q99': [1.0] * 7}}
@@ -248,10 +263,12 @@ def checkpoint(tmp_path):
 
 @pytest.fixture
 def fake_engine(monkeypatch):
+    """Replace VllmPolicy with the fake; return the instances built."""
     built = []
 
     class FakeVllmPolicy(FakePolicy):
-        def __init__(self, model, unnorm_key, engine_options=None):
+        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None):
+            """Fail or return NaN on the given call numbers."""
             super().__init__()
             self.model, self.unnorm_key = model, unnorm_key
             self.engine_options = engine_options
@@ -266,6 +283,7 @@ def fake_engine(monkeypatch):
 
 
 def test_evaluate_command_json(tmp_path, synthetic_bag, checkpoint, fake_engine, capsys):
+    """Print only the JSON summary with --json."""
     out = tmp_path / 'out'
     code = main(['evaluate', str(synthetic_bag), '--model', str(checkpoint), '--unnorm-key',
                  'bridge_orig', '--out', str(out), '--stride', '2', '--json', '--no-progress',
@@ -275,12 +293,14 @@ def test_evaluate_command_json(tmp_path, synthetic_bag, checkpoint, fake_engine,
     summary = json.loads(captured.out)  # nothing else on stdout
     assert summary['counts']['evaluated'] == N // 2
     assert fake_engine[0].closed
-    assert fake_engine[0].engine_options == {'dtype': 'float32', 'enforce_eager': True}
+    options = fake_engine[0].engine_options
+    assert options['dtype'] == 'float32' and options['enforce_eager'] is True
     command = _load_strict(out / 'report.json')['metadata']['command']
     assert command['stride'] == 2 and command['unnorm_key'] == 'bridge_orig'
 
 
 def test_evaluate_command_table(tmp_path, synthetic_bag, checkpoint, fake_engine, capsys):
+    """Print a table; pass the instruction and limit."""
     code = main(['evaluate', str(synthetic_bag), '--model', str(checkpoint), '--unnorm-key',
                  'fractal', '--out', str(tmp_path / 'out'), '--instruction', 'go left',
                  '--limit', '3', '--no-progress'])
@@ -293,6 +313,7 @@ def test_evaluate_command_table(tmp_path, synthetic_bag, checkpoint, fake_engine
 
 def test_evaluate_command_fails_before_the_engine(tmp_path, synthetic_bag, checkpoint,
                                                   fake_engine, capsys):
+    """Fail on bad keys and topics before building the engine."""
     base = ['evaluate', str(synthetic_bag), '--model', str(checkpoint), '--out',
             str(tmp_path / 'out'), '--no-progress']
     assert main(base + ['--unnorm-key', 'nope']) == 2

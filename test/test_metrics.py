@@ -13,11 +13,13 @@ T0 = 1_700_000_000.0  # wall-clock-like stamps, as in real bags
 
 
 def test_match_exact_stamps():
+    """Pair identical stamps one to one."""
     stamps = [T0 + i * 0.2 for i in range(5)]
     assert match_ground_truth(stamps, stamps, tolerance_s=0.1) == [0, 1, 2, 3, 4]
 
 
 def test_match_jittered_stamps_finds_each_step():
+    """Find each step despite camera jitter."""
     rng = np.random.default_rng(1)
     gt = [T0 + i * 0.2 for i in range(50)]
     # Camera stamps up to +-40 ms off a 5 Hz grid: well inside half a period (100 ms).
@@ -26,18 +28,21 @@ def test_match_jittered_stamps_finds_each_step():
 
 
 def test_match_missing_ground_truth_is_none_not_the_neighbour():
+    """Leave a frame unmatched rather than borrow a neighbour."""
     frames = [T0 + i * 0.2 for i in range(6)]
     gt = [frames[i] + 0.01 for i in (0, 1, 3, 5)]  # steps 2 and 4 lost
     assert match_ground_truth(frames, gt, tolerance_s=0.1) == [0, 1, None, 2, None, 3]
 
 
 def test_match_missing_frames_and_unsorted_ground_truth():
+    """Match sparse frames against unsorted ground truth."""
     gt = [T0 + 0.4, T0, T0 + 0.2, T0 + 0.6]
     frames = [T0 + 0.21, T0 + 0.59]
     assert match_ground_truth(frames, gt, tolerance_s=0.1) == [2, 3]
 
 
 def test_match_default_tolerance_is_half_the_frame_period():
+    """Use half the frame period by default."""
     frames = [0.0, 0.2, 0.4, 0.6]
     assert default_tolerance(frames) == pytest.approx(0.1)
     # 0.09 s off: matched; 0.11 s off: not.
@@ -45,10 +50,12 @@ def test_match_default_tolerance_is_half_the_frame_period():
 
 
 def test_match_tie_goes_to_earlier_ground_truth():
+    """Break ties towards the earlier ground truth."""
     assert match_ground_truth([1.0], [0.9, 1.1], tolerance_s=0.5) == [0]
 
 
 def test_match_edge_cases():
+    """Handle empty inputs and refuse bad arguments."""
     assert match_ground_truth([1.0, 2.0], []) == [None, None]
     assert match_ground_truth([], [1.0]) == []
     with pytest.raises(ValueError, match='one value per stamp'):
@@ -58,6 +65,7 @@ def test_match_edge_cases():
 
 
 def test_control_period_ignores_gaps_and_duplicates():
+    """Estimate the period with a median."""
     assert control_period([0.0, 0.2, 0.4, 1.0, 1.2, 1.2]) == pytest.approx(0.2)
     assert control_period([5.0]) is None
     assert default_tolerance([5.0]) == pytest.approx(0.1)
@@ -70,6 +78,7 @@ GT = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
 
 
 def test_mse_and_mae_per_dim():
+    """Compute per-dimension and overall errors."""
     # Errors: frame 0 dx=1; frame 1 dy=2, dyaw=-1, gripper=-1.
     assert mse_per_dim(PRED, GT) == pytest.approx([0.5, 2.0, 0, 0, 0, 0.5, 0.5])
     assert mae_per_dim(PRED, GT) == pytest.approx([0.5, 1.0, 0, 0, 0, 0.5, 0.5])
@@ -78,6 +87,7 @@ def test_mse_and_mae_per_dim():
 
 
 def test_metrics_single_action_and_empty():
+    """Accept one action; return None without data."""
     assert mse([0.0] * 7, [0.5] * 7) == pytest.approx(0.25)
     assert mse_per_dim(np.zeros((0, 7)), np.zeros((0, 7))) is None
     assert mae_per_dim([], []) is None
@@ -87,6 +97,7 @@ def test_metrics_single_action_and_empty():
 
 
 def test_gripper_accuracy():
+    """Classify open/closed at the threshold."""
     assert gripper_accuracy(PRED, GT) == pytest.approx(0.5)
     assert gripper_accuracy([0.9, 0.1, 0.6, 0.4], [1.0, 0.0, 0.0, 1.0]) == pytest.approx(0.5)
     # Exactly at the threshold counts as open.
@@ -96,6 +107,7 @@ def test_gripper_accuracy():
 
 
 def test_latency_summary_excludes_warmup():
+    """Drop warm-up samples from the latency summary."""
     summary = latency_summary([10.0, 1.0, 2.0, 3.0, 4.0], warmup=1)
     assert summary['mean'] == pytest.approx(2.5)
     assert summary['p50'] == pytest.approx(2.5)
@@ -110,6 +122,7 @@ def test_latency_summary_excludes_warmup():
 
 
 def test_summarize():
+    """Summarize records, with and without data."""
     records = [{'predicted': list(p), 'ground_truth': list(g), 'latency_s': lat}
                for p, g, lat in zip(PRED, GT, (5.0, 0.1))]
     summary = summarize(records, warmup=1)
