@@ -170,16 +170,6 @@ def evaluate_bag(policy: Any, bag_data_or_path: BagData | Path | str, out_dir: P
         bar.set_postfix(evaluated=len(records), skipped=len(skipped), refresh=False)
     bar.close()
 
-    summary = summarize(records, warmup=warmup)
-    reasons = Counter(entry['reason'] for entry in skipped)
-    summary['counts'] = {
-        'read': len(bag.frames),
-        'evaluated': len(records),
-        'skipped': len(skipped),
-        'skip_reasons': {reason: reasons[reason] for reason in SKIP_REASONS if reasons[reason]},
-    }
-    if summary['counts']['read'] != len(records) + len(skipped):
-        raise RuntimeError('frame bookkeeping is broken: read != evaluated + skipped')
     meta = _policy_metadata(policy)
     meta.update({
         'bag': str(bag.path),
@@ -191,11 +181,41 @@ def evaluate_bag(policy: Any, bag_data_or_path: BagData | Path | str, out_dir: P
         'options': {'instruction': instruction, 'stride': stride, 'limit': limit,
                     'warmup': warmup, 'tolerance_s': tolerance_s, 'max_pixels': max_pixels},
         'timestamp': started_at.isoformat(timespec='seconds'),
-        'wall_time_s': time.perf_counter() - started,
         'bag_notes': list(bag.notes),
     })
     if metadata:
         meta.update(metadata)
+    return write_report(out, records, skipped, len(bag.frames), meta, warmup=warmup,
+                        started=started, write_plots=write_plots)
+
+
+def write_report(out_dir: Path | str, records: list[dict[str, Any]],
+                 skipped: list[dict[str, Any]], read: int, metadata: dict[str, Any],
+                 warmup: int = 1, started: float | None = None, write_plots: bool = True,
+                 skip_reasons: tuple[str, ...] = SKIP_REASONS) -> dict[str, Any]:
+    """Summarize evaluated ``records`` and write report.json, report.md and the plots.
+
+    Shared by offline evaluation and online replay. ``read`` is the number of frames read;
+    it must equal ``len(records) + len(skipped)``. ``started`` (a ``time.perf_counter()``
+    value) gives the run's wall time; ``skip_reasons`` orders the reason counts. Returns the
+    report: ``{'summary', 'metadata', 'frames', 'skipped', 'plots'}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(records, warmup=warmup)
+    reasons = Counter(entry['reason'] for entry in skipped)
+    order = list(skip_reasons) + sorted(set(reasons) - set(skip_reasons))
+    summary['counts'] = {
+        'read': read,
+        'evaluated': len(records),
+        'skipped': len(skipped),
+        'skip_reasons': {reason: reasons[reason] for reason in order if reasons[reason]},
+    }
+    if summary['counts']['read'] != len(records) + len(skipped):
+        raise RuntimeError('frame bookkeeping is broken: read != evaluated + skipped')
+    meta = metadata
+    if started is not None:
+        meta['wall_time_s'] = time.perf_counter() - started
     report = {'summary': summary, 'metadata': meta, 'frames': records, 'skipped': skipped,
               'plots': dict(PLOT_FILES) if write_plots else {}}
     if write_plots:
@@ -204,7 +224,8 @@ def evaluate_bag(policy: Any, bag_data_or_path: BagData | Path | str, out_dir: P
         plot_errors(summary, out / PLOT_FILES['errors'])
         plot_latency([r['latency_s'] for r in records][warmup:], out / PLOT_FILES['latency'])
     # Plot time belongs to the run's wall time as well; refresh it before writing.
-    meta['wall_time_s'] = time.perf_counter() - started
+    if started is not None:
+        meta['wall_time_s'] = time.perf_counter() - started
     with open(out / REPORT_JSON, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2, allow_nan=False)
         stream.write('\n')
@@ -233,16 +254,20 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     summary, meta = report['summary'], report['metadata']
     counts = summary['counts']
     options = meta.get('options', {})
+    if 'stride' in options:
+        run = f"stride {options.get('stride')}, limit {options.get('limit')}, "
+    else:  # an online replay: no stride or limit, the node picks its frames
+        run = f"replay rate {options.get('rate')}, "
     lines = [
-        '# OpenVLA offline evaluation',
+        f"# {meta.get('title', 'OpenVLA offline evaluation')}",
         '',
         f"- Bag: `{meta.get('bag')}` ({meta.get('storage')}, images on "
         f"`{meta.get('image_topic')}`, ground truth from `{meta.get('ground_truth_source')}`)",
         f"- Model: `{meta.get('model')}`, unnorm_key `{meta.get('unnorm_key')}`",
         f"- Run: {meta.get('timestamp')}, wall time {meta.get('wall_time_s', 0.0):.1f} s, "
-        f"stride {options.get('stride')}, limit {options.get('limit')}, "
-        f"warm-up {options.get('warmup')}",
+        f"{run}warm-up {options.get('warmup')}",
     ]
+    lines += [f'- {note}' for note in meta.get('report_notes', [])]
     if options.get('instruction') is not None:
         lines.append(f"- Instruction (given): \"{options['instruction']}\"")
     lines += ['', '## Accuracy', '', '| dimension | unit | MSE | MAE |', '|---|---|---:|---:|']

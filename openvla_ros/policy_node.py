@@ -346,6 +346,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._release_policy()
         return TransitionCallbackReturn.SUCCESS
 
+    @property
+    def is_active(self) -> bool:
+        """Return whether the inference worker is running (the node is active)."""
+        return self._running.is_set()
+
     def stop_and_release(self) -> None:
         """Stop the worker, send a last zero twist when active, and free the engine."""
         was_running = self._running.is_set()

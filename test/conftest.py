@@ -6,6 +6,9 @@ import pytest
 
 # One request at a time, on a 2-core machine: keep the KV cache small (GiB).
 os.environ.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')
+# Keep test DDS traffic on this machine and away from other ROS graphs running beside it.
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
 
 UNNORM_KEY = 'bridge_orig'
 
