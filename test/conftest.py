@@ -16,6 +16,7 @@ UNNORM_KEY = 'bridge_orig'
 def pytest_configure(config):
     config.addinivalue_line('markers', 'engine: needs the real vLLM engine (slow start-up)')
     config.addinivalue_line('markers', 'linter: style checks')
+    config.addinivalue_line('markers', 'launch_test: a launch_testing test description')
 
 
 @pytest.fixture(scope='session')
