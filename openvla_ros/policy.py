@@ -221,11 +221,19 @@ class VllmPolicy:
         timings.update(_request_metrics(outputs[0]))
         return Prediction(action=action, token_ids=token_ids, timings=timings)
 
-    def close(self) -> None:
-        """Release the engine and its worker processes."""
+    def close(self, fast: bool = False) -> None:
+        """Release the engine and its worker processes.
+
+        ``fast`` is for process exit (SIGINT/SIGTERM): vLLM's graceful shutdown waits up to
+        several seconds for a busy worker, longer than a launch system grants before it escalates
+        to SIGKILL, so the engine's processes are terminated first; nothing they hold needs
+        saving. Only use it when this process owns no other child processes worth keeping.
+        """
         llm, self.llm = getattr(self, 'llm', None), None
         if llm is None:
             return
+        if fast:
+            _terminate_child_processes(timeout=1.0)
         engine = getattr(llm, 'llm_engine', None)
         shutdown = getattr(engine, 'shutdown', None)
         if callable(shutdown):
@@ -233,6 +241,23 @@ class VllmPolicy:
         del llm
         import gc
         gc.collect()
+
+
+def _terminate_child_processes(timeout: float) -> None:
+    """Terminate (then kill) every child process of this process: vLLM's engine processes."""
+    import psutil
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def _request_metrics(output: Any) -> dict[str, float]:

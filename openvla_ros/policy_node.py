@@ -68,6 +68,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
         self._stopping = threading.Event()   # set to wake the worker from a rate-cap sleep
+        self._publish_lock = threading.Lock()  # orders the last action before the final zero
         self._last_error = ''
         self._engine_state = 'unloaded'
         self._startup_s = float('nan')
@@ -325,8 +326,7 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker and leave the robot with a zero twist."""
-        self._stop_worker()
-        self._publish_zero('deactivate')
+        self._stop_worker('deactivate')
         self._engine_state = 'ready'
         return super().on_deactivate(state)
 
@@ -351,28 +351,37 @@ class OpenVlaPolicyNode(LifecycleNode):
         """Return whether the inference worker is running (the node is active)."""
         return self._running.is_set()
 
-    def stop_and_release(self) -> None:
-        """Stop the worker, send a last zero twist when active, and free the engine."""
-        was_running = self._running.is_set()
-        self._stop_worker()
-        if was_running:
-            self._publish_zero('shutdown')
-        self._release_policy()
+    def stop_and_release(self, fast: bool = False) -> None:
+        """Send a last zero twist when active, stop the worker and free the engine.
 
-    def _stop_worker(self) -> None:
-        self._running.clear()
+        ``fast`` (process exit only) terminates the engine's processes instead of waiting for
+        vLLM's graceful shutdown; see :meth:`VllmPolicy.close`.
+        """
+        self._stop_worker('shutdown', join=not fast)
+        self._release_policy(fast=fast)
+
+    def _stop_worker(self, reason: str = '', join: bool = True) -> None:
+        # Disarm and publish the zero under the publish lock, before waiting for an in-flight
+        # inference: its late result must never reach the robot after the zero twist.
+        with self._publish_lock:
+            was_running = self._running.is_set()
+            self._running.clear()
+            if was_running and reason:
+                self._publish_zero(reason)
         self._stopping.set()
         self._slot.close()
         worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
+        if join and worker is not None and worker is not threading.current_thread():
             worker.join(timeout=float(self.get_parameter('inference_timeout').value) + 5.0)
 
-    def _release_policy(self) -> None:
+    def _release_policy(self, fast: bool = False) -> None:
         with self._policy_lock:
             policy, self._policy = self._policy, None
         if policy is not None:
+            started = time.monotonic()
             try:
-                policy.close()
+                policy.close(fast=True) if fast else policy.close()
+                self.get_logger().info(f'engine released in {time.monotonic() - started:.1f} s')
             except Exception as error:  # noqa: B902 - cleanup must not fail the transition
                 self.get_logger().warning(f'engine shutdown raised {error!r}')
         self._engine_state = 'unloaded'
@@ -450,9 +459,10 @@ class OpenVlaPolicyNode(LifecycleNode):
             self._record_error(f'engine error: {type(error).__name__}: {error}', key='engine')
             self._publish_zero('engine error')
             return
-        if not self._running.is_set():
-            return  # deactivated while the engine ran: the zero twist was the last word
-        self._publish_action(prediction, frame)
+        with self._publish_lock:
+            if not self._running.is_set():
+                return  # stopped while the engine ran: the zero twist was the last word
+            self._publish_action(prediction, frame)
 
     def _publish_action(self, prediction: Any, frame: Any) -> None:
         try:
@@ -608,8 +618,10 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        node.stop_and_release()
-        executor.shutdown(timeout_sec=2.0)
+        stopping = time.monotonic()
+        node.stop_and_release(fast=True)
+        executor.shutdown(timeout_sec=1.0)
+        node.get_logger().info(f'stopped in {time.monotonic() - stopping:.1f} s')
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
