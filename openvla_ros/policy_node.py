@@ -11,6 +11,8 @@ engine. Until activated the node publishes no command.
 
 from __future__ import annotations
 
+from collections import deque
+import concurrent.futures
 import math
 import signal
 import threading
@@ -75,6 +77,13 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._last_command_time: float | None = None   # monotonic, last non-zero command
         self._zero_sent = True
         self._last_frame_age_s = float('nan')
+        self._engine_health = 'ok'            # ok | error | timeout | dead
+        self._engine_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
+        #: The last actions with their timing (image stamp, frame age when inference started,
+        #: engine time, cycle time): read by tests and the benchmark in the same process.
+        self.trace: deque[dict] = deque(maxlen=1000)
+        self._last_publish_mono: float | None = None
 
         # Commands are reliable so a zero twist is never lost to the best-effort mode a camera
         # uses; depth 1 because an old command is worse than none.
@@ -316,7 +325,13 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._stopping.clear()
         self._running.set()
         self._last_command_time = None
+        self._last_publish_mono = None
         self._zero_sent = True
+        self._engine_health = 'ok'
+        if self._engine_pool is None:
+            # Engine calls run on their own thread so a hung engine can be timed out.
+            self._engine_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix='openvla-engine')
         self._worker = threading.Thread(target=self._run_worker, name='openvla-inference',
                                         daemon=True)
         self._worker.start()
@@ -327,7 +342,8 @@ class OpenVlaPolicyNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker and leave the robot with a zero twist."""
         self._stop_worker('deactivate')
-        self._engine_state = 'ready'
+        if self._engine_state != 'dead':
+            self._engine_state = 'ready'
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -377,6 +393,10 @@ class OpenVlaPolicyNode(LifecycleNode):
     def _release_policy(self, fast: bool = False) -> None:
         with self._policy_lock:
             policy, self._policy = self._policy, None
+        pool, self._engine_pool = self._engine_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pending = None
         if policy is not None:
             started = time.monotonic()
             try:
@@ -406,19 +426,26 @@ class OpenVlaPolicyNode(LifecycleNode):
     def _run_worker(self) -> None:
         """Run inference whenever the engine is free, on the newest fresh frame."""
         while self._running.is_set():
+            pending = self._pending
+            if pending is not None and not pending.done():
+                # A timed-out request still holds the engine (one request at a time): wait for
+                # it rather than queue another; newer frames simply replace older ones.
+                concurrent.futures.wait([pending], timeout=0.05)
+                self._check_command_timeout()
+                continue
             frame = self._slot.take(timeout=0.05)
             self._check_command_timeout()
             if frame is None or not self._running.is_set():
                 continue
             cycle_start = time.monotonic()
-            self._infer(frame)
+            self._infer(frame, cycle_start)
             cap = float(self.get_parameter('max_rate_hz').value)
             if cap > 0.0:
                 remaining = 1.0 / cap - (time.monotonic() - cycle_start)
                 if remaining > 0.0:
                     self._stopping.wait(remaining)
 
-    def _infer(self, frame: Any) -> None:
+    def _infer(self, frame: Any, cycle_start: float) -> None:
         now_s = self.get_clock().now().nanoseconds * 1e-9
         age = now_s - frame.stamp_s
         self._last_frame_age_s = age
@@ -448,21 +475,60 @@ class OpenVlaPolicyNode(LifecycleNode):
         if policy is None:
             return
         self._counters.add('frames_used')
+        timeout = float(self.get_parameter('inference_timeout').value)
+        pool = self._engine_pool
+        if pool is None:
+            return
+        self._pending = pool.submit(policy.predict, rgb, instruction)
         try:
-            prediction = policy.predict(rgb, instruction)
+            prediction = self._pending.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            self._counters.add('engine_timeouts')
+            self._engine_health = 'timeout'
+            self._record_error(
+                f'engine timeout: no action within inference_timeout ({timeout} s); zero twist '
+                'sent, waiting for the engine', key='engine')
+            self._publish_zero('engine timeout')
+            return
         except InstructionError as error:
             self._counters.add('bad_instructions')
             self._record_error(f'instruction rejected: {error}', key='instruction')
             return
         except Exception as error:  # noqa: B902 - an engine failure must not end the loop
-            self._counters.add('engine_errors')
-            self._record_error(f'engine error: {type(error).__name__}: {error}', key='engine')
-            self._publish_zero('engine error')
+            self._on_engine_failure(error)
             return
+        self._engine_health = 'ok'
         with self._publish_lock:
             if not self._running.is_set():
                 return  # stopped while the engine ran: the zero twist was the last word
             self._publish_action(prediction, frame)
+        published = time.monotonic()
+        self.trace.append({
+            'stamp_s': frame.stamp_s, 'age_at_start_s': age,
+            'engine_s': float(prediction.timings.get('engine_s', float('nan'))),
+            'cycle_s': (published - self._last_publish_mono
+                        if self._last_publish_mono is not None else float('nan')),
+            'busy_s': published - cycle_start})
+        self._last_publish_mono = published
+
+    def _on_engine_failure(self, error: BaseException) -> None:
+        self._counters.add('engine_errors')
+        self._publish_zero('engine error')
+        if _engine_is_dead(error):
+            self._engine_health = 'dead'
+            self._engine_state = 'dead'
+            self._record_error(
+                f'engine died ({type(error).__name__}: {error}); the node deactivates itself: '
+                'run cleanup then configure to start a new engine', key='engine')
+            # Leave the active state on our own: an inactive node cannot command the robot.
+            threading.Thread(target=self._deactivate_after_death, daemon=True).start()
+            return
+        self._engine_health = 'error'
+        self._record_error(f'engine error: {type(error).__name__}: {error}', key='engine')
+
+    def _deactivate_after_death(self) -> None:
+        self.trigger_deactivate()
+        self._engine_state = 'dead'
 
     def _publish_action(self, prediction: Any, frame: Any) -> None:
         try:
@@ -543,7 +609,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         state = self._engine_state
         if state == 'failed':
             status.level, status.message = DiagnosticStatus.ERROR, self._last_error
-        elif state == 'active' and counters['engine_errors'] and self._zero_sent:
+        elif state == 'dead' or (state == 'active' and self._engine_health != 'ok'):
             status.level, status.message = DiagnosticStatus.ERROR, self._last_error
         elif state != 'active':
             status.level, status.message = DiagnosticStatus.OK, f'engine {state}'
@@ -553,8 +619,10 @@ class OpenVlaPolicyNode(LifecycleNode):
             status.level, status.message = DiagnosticStatus.OK, 'active'
         with self._instruction_lock:
             instruction = self._instruction
+        ages = [record['age_at_start_s'] for record in list(self.trace)]
         values = {
             'engine_state': state,
+            'engine_health': self._engine_health,
             'engine_startup_s': f'{self._startup_s:.2f}',
             'latency_p50_s': f'{stats["latency_p50_s"]:.4f}',
             'latency_p95_s': f'{stats["latency_p95_s"]:.4f}',
@@ -562,6 +630,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             'frames_received': str(self._slot.received),
             'frames_superseded': str(self._slot.superseded),
             'last_frame_age_s': f'{self._last_frame_age_s:.3f}',
+            'frame_age_p95_s': f'{_percentile(ages, 95):.4f}',
             'instruction': instruction,
             'last_error': self._last_error,
         }
@@ -574,6 +643,16 @@ class OpenVlaPolicyNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self.diagnostics_status()]
         self._diag_pub.publish(array)
+
+
+def _percentile(values: list, q: float) -> float:
+    import numpy as np
+    return float(np.percentile(values, q)) if values else float('nan')
+
+
+def _engine_is_dead(error: BaseException) -> bool:
+    """Return whether an engine exception means its process is gone (vLLM EngineDeadError)."""
+    return 'EngineDead' in type(error).__name__ or getattr(error, 'engine_dead', False)
 
 
 def _configure_hint(error: BaseException) -> str:
