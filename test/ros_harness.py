@@ -1,0 +1,168 @@
+"""Shared pieces of the in-process ROS tests: the shared-engine wrapper and a driver node."""
+
+import threading
+import time
+
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64, Float64MultiArray, String
+
+from openvla_ros.images import encode_compressed, rgb_to_image_fields
+from openvla_ros.synthetic import scene_image
+
+
+class SharedPolicy:
+    """Forward to the session's engine; record close() instead of freeing the engine."""
+
+    def __init__(self, policy):
+        self._policy = policy
+        self.decoder = policy.decoder
+        self.closed = False
+
+    def predict(self, image, instruction):
+        return self._policy.predict(image, instruction)
+
+    def prompt_ids(self, instruction):
+        return self._policy.prompt_ids(instruction)
+
+    def close(self):
+        self.closed = True
+
+
+class Harness:
+    """A test node that drives the policy node through its real ROS interfaces."""
+
+    def __init__(self, node_ns):
+        self.node = rclpy.create_node('policy_node_test')
+        self.received = {'ee_delta': [], 'gripper': [], 'action': [], 'diagnostics': []}
+        self.lock = threading.Lock()
+        n = self.node
+        n.create_subscription(TwistStamped, f'{node_ns}/ee_delta',
+                              self._keep('ee_delta'), 10)
+        n.create_subscription(Float64, f'{node_ns}/gripper', self._keep('gripper'), 10)
+        n.create_subscription(Float64MultiArray, f'{node_ns}/action', self._keep('action'), 10)
+        n.create_subscription(DiagnosticArray, f'{node_ns}/diagnostics',
+                              self._keep('diagnostics'), 10)
+        self.image_pub = n.create_publisher(Image, f'{node_ns}/image', 10)
+        self.compressed_pub = n.create_publisher(CompressedImage,
+                                                 f'{node_ns}/image/compressed', 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.instruction_pub = n.create_publisher(String, f'{node_ns}/instruction', latched)
+        self.change_state = n.create_client(ChangeState, f'{node_ns}/openvla_policy/change_state')
+        self.get_state = n.create_client(GetState, f'{node_ns}/openvla_policy/get_state')
+        self.set_params = n.create_client(SetParameters,
+                                          f'{node_ns}/openvla_policy/set_parameters')
+        self.sent_stamps = {}
+
+    def _keep(self, name):
+        def callback(msg):
+            with self.lock:
+                self.received[name].append(msg)
+        return callback
+
+    def snapshot(self, name):
+        with self.lock:
+            return list(self.received[name])
+
+    def clear(self):
+        with self.lock:
+            for value in self.received.values():
+                value.clear()
+
+    def call(self, client, request, timeout=600.0):
+        assert client.wait_for_service(timeout_sec=30.0), client.srv_name
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), f'{client.srv_name} did not answer in {timeout} s'
+        return future.result()
+
+    def transition(self, transition_id):
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(self.change_state, request).success
+
+    def state(self):
+        return self.call(self.get_state, GetState.Request()).current_state.id
+
+    def set_parameter(self, name, value):
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=value).to_parameter_msg()]
+        return self.call(self.set_params, request).results[0]
+
+    def publish_image(self, index, stamp_ns=None):
+        msg = Image(**rgb_to_image_fields(scene_image(index)))
+        if stamp_ns is None:
+            stamp_ns = self.node.get_clock().now().nanoseconds
+        msg.header.stamp = TimeMsg(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+        msg.header.frame_id = 'camera'
+        self.sent_stamps[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
+        self.image_pub.publish(msg)
+        return msg.header.stamp
+
+    def now_stamp(self):
+        stamp_ns = self.node.get_clock().now().nanoseconds
+        return TimeMsg(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+
+    def publish_raw(self, **fields):
+        """Publish an Image with the given fields (possibly malformed), stamped now."""
+        msg = Image(**fields)
+        msg.header.stamp = self.now_stamp()
+        self.image_pub.publish(msg)
+
+    def publish_compressed(self, data=None, index=0, fmt='jpeg'):
+        """Publish a CompressedImage: ``data`` bytes as given, else frame ``index`` encoded."""
+        msg = CompressedImage(format=fmt)
+        msg.data = data if data is not None else encode_compressed(scene_image(index), fmt)
+        msg.header.stamp = self.now_stamp()
+        self.compressed_pub.publish(msg)
+        return msg.header.stamp
+
+    def wait_for(self, name, count, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.snapshot(name)) >= count:
+                return self.snapshot(name)
+            time.sleep(0.05)
+        raise AssertionError(f'{count} messages on {name} not received in {timeout} s; got '
+                             f'{len(self.snapshot(name))}')
+
+    def diagnostics_values(self):
+        latest = self.wait_for('diagnostics', 1)[-1]
+        return {kv.key: kv.value for kv in latest.status[0].values}
+
+
+class RosGraph:
+    """One policy node (shared engine) plus a harness, spinning on a background executor."""
+
+    def __init__(self, policy, test_model, namespace, parameters=(), shared=None):
+        from openvla_ros.policy_node import OpenVlaPolicyNode
+        self.shared = shared or SharedPolicy(policy)
+        OpenVlaPolicyNode.policy_factory = staticmethod(lambda *a, **k: self.shared)
+        overrides = [Parameter('model', value=str(test_model)),
+                     Parameter('unnorm_key', value='bridge_orig')] + list(parameters)
+        self.node = OpenVlaPolicyNode(namespace=namespace, parameter_overrides=overrides)
+        self.harness = Harness('/' + namespace)
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.harness.node)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+
+    def close(self):
+        from openvla_ros.policy_node import OpenVlaPolicyNode
+        OpenVlaPolicyNode.policy_factory = None
+        self.node.stop_and_release()
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.harness.node.destroy_node()
