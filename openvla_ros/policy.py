@@ -160,7 +160,12 @@ class VllmPolicy:
         self.engine_options = options
         self.max_model_len = int(options.get('max_model_len') or 2048)
         started = time.perf_counter()
+        before = _child_processes()
         self.llm = llm if llm is not None else self._build_engine(options)
+        # The engine's own processes (vLLM's engine core and workers): watched for liveness
+        # and terminated on a fast exit. Empty for an injected or in-process engine.
+        self._engine_processes = [p for p in _child_processes() if p.pid not in
+                                  {q.pid for q in before}] if llm is None else []
         self.startup_s = time.perf_counter() - started
         self.tokenizer = self.llm.get_tokenizer()
         if self.decoder is None:
@@ -221,19 +226,33 @@ class VllmPolicy:
         timings.update(_request_metrics(outputs[0]))
         return Prediction(action=action, token_ids=token_ids, timings=timings)
 
+    def is_alive(self) -> bool:
+        """Return whether the engine can still answer (all of its processes are running)."""
+        if getattr(self, 'llm', None) is None:
+            return False
+        import psutil
+        for process in self._engine_processes:
+            try:
+                if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.Error:
+                return False
+        return True
+
     def close(self, fast: bool = False) -> None:
         """Release the engine and its worker processes.
 
         ``fast`` is for process exit (SIGINT/SIGTERM): vLLM's graceful shutdown waits up to
         several seconds for a busy worker, longer than a launch system grants before it escalates
         to SIGKILL, so the engine's processes are terminated first; nothing they hold needs
-        saving. Only use it when this process owns no other child processes worth keeping.
+        saving.
         """
         llm, self.llm = getattr(self, 'llm', None), None
         if llm is None:
             return
-        if fast:
-            _terminate_child_processes(timeout=1.0)
+        if fast or not self.is_alive():
+            # A dead engine's survivors would only make vLLM's graceful shutdown wait.
+            _terminate(self._engine_processes or _child_processes(), timeout=1.0)
         engine = getattr(llm, 'llm_engine', None)
         shutdown = getattr(engine, 'shutdown', None)
         if callable(shutdown):
@@ -243,10 +262,14 @@ class VllmPolicy:
         gc.collect()
 
 
-def _terminate_child_processes(timeout: float) -> None:
-    """Terminate (then kill) every child process of this process: vLLM's engine processes."""
+def _child_processes() -> list:
     import psutil
-    children = psutil.Process().children(recursive=True)
+    return psutil.Process().children(recursive=True)
+
+
+def _terminate(children: list, timeout: float) -> None:
+    """Terminate, then kill, the given processes (the engine's)."""
+    import psutil
     for child in children:
         try:
             child.terminate()

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections import deque
 import concurrent.futures
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -432,6 +434,9 @@ class OpenVlaPolicyNode(LifecycleNode):
                 # it rather than queue another; newer frames simply replace older ones.
                 concurrent.futures.wait([pending], timeout=0.05)
                 self._check_command_timeout()
+                if not self._engine_alive():
+                    self._on_engine_failure(EngineDiedError(
+                        'the engine processes exited while a request was pending'))
                 continue
             frame = self._slot.take(timeout=0.05)
             self._check_command_timeout()
@@ -483,6 +488,10 @@ class OpenVlaPolicyNode(LifecycleNode):
         try:
             prediction = self._pending.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
+            if not self._engine_alive():
+                self._on_engine_failure(EngineDiedError(
+                    f'no answer within {timeout} s and the engine processes are gone'))
+                return
             self._counters.add('engine_timeouts')
             self._engine_health = 'timeout'
             self._record_error(
@@ -511,10 +520,17 @@ class OpenVlaPolicyNode(LifecycleNode):
             'busy_s': published - cycle_start})
         self._last_publish_mono = published
 
+    def _engine_alive(self) -> bool:
+        policy = self._policy
+        check = getattr(policy, 'is_alive', None)
+        return policy is not None and (check is None or check())
+
     def _on_engine_failure(self, error: BaseException) -> None:
+        if self._engine_state == 'dead':
+            return
         self._counters.add('engine_errors')
         self._publish_zero('engine error')
-        if _engine_is_dead(error):
+        if _engine_is_dead(error) or not self._engine_alive():
             self._engine_health = 'dead'
             self._engine_state = 'dead'
             self._record_error(
@@ -645,6 +661,12 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._diag_pub.publish(array)
 
 
+class EngineDiedError(RuntimeError):
+    """The engine's processes are gone; a new configure must start another."""
+
+    engine_dead = True
+
+
 def _percentile(values: list, q: float) -> float:
     import numpy as np
     return float(np.percentile(values, q)) if values else float('nan')
@@ -676,7 +698,7 @@ def _spin(executor: Any, stop: threading.Event) -> None:
         stop.set()
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> None:
     """Run the node until SIGINT/SIGTERM; publish a zero twist on the way out."""
     # Own signal handling: rclpy's default handler shuts the context down first, and a
     # shut-down context can no longer publish the final zero twist.
@@ -703,8 +725,13 @@ def main(args: list[str] | None = None) -> int:
         node.get_logger().info(f'stopped in {time.monotonic() - stopping:.1f} s')
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    # The engine-call thread may still be blocked inside a request to the engine processes just
+    # terminated; a normal interpreter exit would wait for it forever. Everything that matters
+    # (zero twist, engine processes, ROS context) is done, so leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    main()

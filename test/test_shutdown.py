@@ -1,0 +1,152 @@
+"""The node as its own process: signals mid-inference and a killed engine process.
+
+Each test starts ``python -m openvla_ros.policy_node`` with the generated checkpoint (a real
+engine start-up each, over a minute on a CPU) and drives it from this process over DDS.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
+psutil = pytest.importorskip('psutil')
+
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+from openvla_ros.images import rgb_to_image_fields  # noqa: E402
+from openvla_ros.synthetic import scene_image  # noqa: E402
+
+pytestmark = pytest.mark.engine
+
+
+class NodeProcess:
+    """A policy node subprocess in its own namespace and a client node talking to it."""
+
+    def __init__(self, test_model, tmp_path, namespace):
+        self.log_path = tmp_path / f'{namespace}.log'
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'openvla_ros.policy_node', '--ros-args',
+             '-r', f'__ns:=/{namespace}', '-p', f'model:={test_model}',
+             '-p', 'unnorm_key:=bridge_orig', '-p', 'instruction:=pick up the cup',
+             '-p', 'max_image_age:=30.0', '-p', 'command_timeout:=60.0'],
+            stdout=open(self.log_path, 'w'), stderr=subprocess.STDOUT, env=dict(os.environ))
+        self.node = rclpy.create_node(f'{namespace}_driver')
+        ns = f'/{namespace}'
+        self.change = self.node.create_client(ChangeState, f'{ns}/openvla_policy/change_state')
+        self.get = self.node.create_client(GetState, f'{ns}/openvla_policy/get_state')
+        self.camera = self.node.create_publisher(Image, f'{ns}/image', 10)
+        self.actions, self.twists = [], []
+        self.node.create_subscription(Float64MultiArray, f'{ns}/action', self.actions.append,
+                                      10)
+        self.node.create_subscription(TwistStamped, f'{ns}/ee_delta', self.twists.append, 10)
+        self.frame = 0
+
+    def call(self, client, request, timeout=600.0):
+        assert client.wait_for_service(timeout_sec=60.0), self.log()
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
+        assert future.done(), self.log()
+        return future.result()
+
+    def transition(self, transition_id):
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(self.change, request).success
+
+    def state(self):
+        return self.call(self.get, GetState.Request(), timeout=10.0).current_state.id
+
+    def send_frame(self):
+        msg = Image(**rgb_to_image_fields(scene_image(self.frame)))
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.camera.publish(msg)
+        self.frame += 1
+
+    def run_until_actions(self, count, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        target = len(self.actions) + count
+        while len(self.actions) < target and time.monotonic() < deadline:
+            self.send_frame()
+            rclpy.spin_once(self.node, timeout_sec=0.03)
+        assert len(self.actions) >= target, self.log()
+
+    def engine_processes(self):
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def log(self):
+        return self.log_path.read_text()[-4000:]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_signal_mid_inference_zero_twist_exit_0(ros, test_model, tmp_path, signum):
+    node = NodeProcess(test_model, tmp_path, f'sig{int(signum)}')
+    try:
+        assert node.transition(Transition.TRANSITION_CONFIGURE), node.log()
+        assert node.transition(Transition.TRANSITION_ACTIVATE)
+        node.run_until_actions(2)
+        children = node.engine_processes()
+        assert children, 'the engine runs in child processes'
+        node.send_frame()          # an inference is in flight when the signal arrives
+        time.sleep(0.3)
+        sent = time.monotonic()
+        node.proc.send_signal(signum)
+        while node.proc.poll() is None and time.monotonic() - sent < 30:
+            rclpy.spin_once(node.node, timeout_sec=0.05)
+        took = time.monotonic() - sent
+        for _ in range(20):
+            rclpy.spin_once(node.node, timeout_sec=0.05)
+        assert node.proc.returncode == 0, node.log()
+        assert took < 5.0, f'exit took {took:.1f} s'
+        last = node.twists[-1].twist
+        assert [last.linear.x, last.linear.y, last.linear.z, last.angular.x, last.angular.y,
+                last.angular.z] == [0.0] * 6
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f'orphan engine processes: {alive}'
+        print(f'{signal.Signals(signum).name}: exit 0 in {took:.2f} s, zero twist last, '
+              f'{len(children)} engine processes gone')
+    finally:
+        node.close()
+
+
+def test_killed_engine_process_then_configure_recovers(ros, test_model, tmp_path):
+    node = NodeProcess(test_model, tmp_path, 'kill')
+    try:
+        assert node.transition(Transition.TRANSITION_CONFIGURE), node.log()
+        assert node.transition(Transition.TRANSITION_ACTIVATE)
+        node.run_until_actions(1)
+        for child in node.engine_processes():   # the engine dies under the node
+            child.kill()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and node.state() != State.PRIMARY_STATE_INACTIVE:
+            node.send_frame()
+            rclpy.spin_once(node.node, timeout_sec=0.2)
+        assert node.state() == State.PRIMARY_STATE_INACTIVE, node.log()
+        assert node.proc.poll() is None, 'the node process must survive its engine'
+        assert 'engine died' in node.log()
+        assert node.transition(Transition.TRANSITION_CLEANUP)
+        assert node.transition(Transition.TRANSITION_CONFIGURE), node.log()
+        assert node.transition(Transition.TRANSITION_ACTIVATE)
+        node.run_until_actions(1)
+    finally:
+        node.close()
