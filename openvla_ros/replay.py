@@ -1,0 +1,559 @@
+"""Online evaluation: replay a bag into the live ROS graph, record the node, score the recording.
+
+The online twin of ``evaluate``. Instead of calling the policy on every frame, this publishes a
+bag's camera and instruction messages with the bag's timing (scaled by ``rate``) to a running
+policy node, drives ``/clock`` from bag time so the node can run with ``use_sim_time``, records
+what the node publishes (``ee_delta``, ``gripper``, ``action``, ``diagnostics``) into a new
+rosbag2 and scores that recording against the bag's ground truth with the same metrics and
+report as offline evaluation.
+
+Attribution: the node stamps ``ee_delta`` with the header stamp of the image it acted on
+(``stamp_source: image``, the default), so every command maps back to exactly one bag frame
+(matched to the nanosecond). The raw 7-value ``action`` published with it (the model's
+unconditioned output, which is what the ground truth describes) is paired with the command by
+publisher source timestamp. The node skips frames while its engine is busy (the engine is
+slower than a camera), so every frame ends up either evaluated or skipped with a reason, and
+``read == evaluated + skipped``:
+
+``bad_image``        the bag message cannot be decoded; it is not published
+``not_acted_on``     published, but the node computed no action from it (busy, stale, no
+                     instruction yet, ...; the node's diagnostics in the report say which)
+``no_ground_truth``  acted on, but the bag has no ground truth within tolerance of its stamp
+
+Needs rclpy (ROS 2) but no ``ros2 bag``: bags are read and written with ``rosbags``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+import json
+import math
+from pathlib import Path
+import sys
+import threading
+import time
+from typing import Any, Mapping
+
+from openvla_ros.bags import (_typestore, ARRAY_TYPE, BagData, COMPRESSED_IMAGE_TYPE,
+                              FLOAT64_TYPE, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC, INSTRUCTION_TOPIC,
+                              read_bag, TWIST_STAMPED_TYPE)
+from openvla_ros.evaluate import format_table, REPORT_MD, write_report
+from openvla_ros.metrics import match_ground_truth
+
+#: Skip reasons of a replay, in the order they are checked.
+REPLAY_SKIP_REASONS = ('bad_image', 'not_acted_on', 'no_ground_truth')
+RECORDING = 'recording'
+DIAGNOSTIC_ARRAY_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
+#: What is recorded: topic relative to the namespace, and its type.
+RECORDED_TOPICS = (('ee_delta', TWIST_STAMPED_TYPE), ('gripper', FLOAT64_TYPE),
+                   ('action', ARRAY_TYPE), ('diagnostics', DIAGNOSTIC_ARRAY_TYPE))
+#: A command and its raw action are published back to back; this bounds their pairing.
+PAIR_WINDOW_NS = 500_000_000
+_NS = 1_000_000_000
+_NODE_PARAMETERS = ('model', 'unnorm_key', 'use_sim_time', 'stamp_source', 'max_image_age',
+                    'use_compressed', 'max_rate_hz')
+
+
+class ReplayError(ValueError):
+    """A replay that cannot run as asked; the text names the fix."""
+
+
+class _Recorder:
+    """Subscriptions to the node's outputs, keeping raw messages with their timing."""
+
+    def __init__(self, node: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import TwistStamped
+        from std_msgs.msg import Float64, Float64MultiArray
+        classes = {'ee_delta': TwistStamped, 'gripper': Float64, 'action': Float64MultiArray,
+                   'diagnostics': DiagnosticArray}
+        self.lock = threading.Lock()
+        self.messages: list[dict[str, Any]] = []
+        self.sim_ns = 0   # the bag time last published on /clock
+        self.topics: dict[str, str] = {}
+        self.subscriptions = {}
+        for name, _ in RECORDED_TOPICS:
+            subscription = node.create_subscription(classes[name], name, self._keep(name), 50,
+                                                    raw=True)
+            self.subscriptions[name] = subscription
+            self.topics[name] = subscription.topic_name
+
+    def _keep(self, name: str) -> Any:
+        def callback(raw: bytes, info: Any) -> None:
+            with self.lock:
+                self.messages.append({'topic': name, 'raw': bytes(raw),
+                                      'source_ns': int(info['source_timestamp']),
+                                      'received_ns': int(info['received_timestamp']),
+                                      'sim_ns': self.sim_ns})
+        return callback
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.messages)
+
+
+def _parameter_value(value: Any) -> Any:
+    from rcl_interfaces.msg import ParameterType
+    kinds = {ParameterType.PARAMETER_BOOL: 'bool_value',
+             ParameterType.PARAMETER_INTEGER: 'integer_value',
+             ParameterType.PARAMETER_DOUBLE: 'double_value',
+             ParameterType.PARAMETER_STRING: 'string_value'}
+    field = kinds.get(value.type)
+    return getattr(value, field) if field else None
+
+
+def _call(node: Any, client: Any, request: Any, timeout_s: float) -> Any:
+    if not client.wait_for_service(timeout_sec=timeout_s):
+        return None
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return future.result() if future.done() else None
+
+
+def _node_facts(node: Any, fqn: str, timeout_s: float = 5.0) -> tuple[dict, str | None]:
+    """Return the policy node's parameters and lifecycle state label (None where unknown)."""
+    from lifecycle_msgs.srv import GetState
+    from rcl_interfaces.srv import GetParameters
+    params: dict[str, Any] = {}
+    client = node.create_client(GetParameters, f'{fqn}/get_parameters')
+    try:
+        request = GetParameters.Request(names=list(_NODE_PARAMETERS))
+        answer = _call(node, client, request, timeout_s)
+        if answer is not None:
+            params = {name: _parameter_value(value)
+                      for name, value in zip(_NODE_PARAMETERS, answer.values)}
+    finally:
+        node.destroy_client(client)
+    state = None
+    client = node.create_client(GetState, f'{fqn}/get_state')
+    try:
+        answer = _call(node, client, GetState.Request(), timeout_s)
+        if answer is not None:
+            state = answer.current_state.label
+    finally:
+        node.destroy_client(client)
+    return params, state
+
+
+def _wait_for_node(node: Any, image_pub: Any, recorder: _Recorder, timeout_s: float) -> str:
+    """Wait until a node subscribes to our image topic and publishes ee_delta; return its name."""
+    deadline = time.monotonic() + timeout_s
+    twist_topic = recorder.topics['ee_delta']
+    while time.monotonic() < deadline:
+        # A publisher's node name arrives with discovery a little after the publisher itself.
+        infos = [info for info in node.get_publishers_info_by_topic(twist_topic)
+                 if not info.node_name.startswith('_NODE_NAME_UNKNOWN_')]
+        if image_pub.get_subscription_count() > 0 and infos:
+            time.sleep(0.5)   # let both directions finish matching
+            info = infos[0]
+            namespace = info.node_namespace.rstrip('/')
+            return f'{namespace}/{info.node_name}'
+        time.sleep(0.1)
+    raise ReplayError(
+        f'no policy node found within {timeout_s:g} s: nothing subscribes to '
+        f'{image_pub.topic_name} and publishes {twist_topic}. Start the node in that namespace '
+        '(with use_compressed true for a bag of compressed images), or pass --namespace')
+
+
+def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str = '',
+               rate: float = 1.0, settle_s: float = 5.0, instruction: str | None = None,
+               image_topic: str | None = None, instruction_topic: str = INSTRUCTION_TOPIC,
+               gt_twist_topic: str = GT_TWIST_TOPIC, gt_gripper_topic: str = GT_GRIPPER_TOPIC,
+               gt_array_topic: str | None = None, tolerance_s: float | None = None,
+               warmup: int = 1, context: Any = None, wait_for_node_s: float = 30.0,
+               clock_hz: float = 50.0, progress: bool = True, write_plots: bool = True,
+               metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Replay a bag to a running policy node, record its outputs and write the report.
+
+    Publishes the bag's frames on ``<namespace>/image`` (``image/compressed`` for compressed
+    frames) and its instructions (or ``instruction``, once) on ``<namespace>/instruction``, at
+    bag timing divided by ``rate``, with ``/clock`` following bag time; keeps listening
+    ``settle_s`` after the last frame for the action in flight. Writes the recording (a
+    sqlite3 rosbag2) to ``out_dir/recording`` and report.json, report.md and plots to
+    ``out_dir``. ``context`` is an initialised rclpy context to run in (the node under test
+    may live in the same process); without it a private one is created and shut down.
+    Returns the report, whose metadata holds the node's parameters and last diagnostics.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosbags.rosbag2 import Reader
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import String
+    from builtin_interfaces.msg import Time as TimeMsg
+    from tqdm import tqdm
+
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ReplayError(f'rate must be a positive factor (1 = real time), got {rate!r}')
+    if not (isinstance(settle_s, (int, float)) and math.isfinite(settle_s) and settle_s >= 0):
+        raise ReplayError(f'settle must be a number of seconds >= 0, got {settle_s!r}')
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ReplayError(f'warmup must be an integer >= 0, got {warmup!r}')
+    if instruction is not None and not instruction.strip():
+        raise ReplayError('the instruction is empty: give the task text, or leave it out to '
+                          'replay the bag\'s instruction topic')
+    if isinstance(bag, BagData):
+        data = bag
+    else:
+        data = read_bag(bag, image_topic=image_topic,
+                        instruction_topic=None if instruction is not None else instruction_topic,
+                        gt_twist_topic=gt_twist_topic, gt_gripper_topic=gt_gripper_topic,
+                        gt_array_topic=gt_array_topic)
+    out = Path(out_dir)
+    recording = out / RECORDING
+    if recording.exists():
+        raise ReplayError(f'{recording} already exists: choose a new --out folder or delete it')
+    out.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    compressed = data.topics[data.image_topic] == COMPRESSED_IMAGE_TYPE
+
+    own_context = context is None
+    if own_context:
+        context = rclpy.Context()
+        rclpy.init(args=[], context=context)
+    node = executor = None
+    published: dict[int, int] = {}   # frame index -> wall ns of publication
+    try:
+        node = rclpy.create_node('openvla_replay', namespace=namespace or '/', context=context)
+        image_pub = node.create_publisher(CompressedImage if compressed else Image,
+                                          'image/compressed' if compressed else 'image', 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        instruction_pub = node.create_publisher(String, 'instruction', latched)
+        clock_pub = node.create_publisher(Clock, '/clock', 10)
+        recorder = _Recorder(node)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, name='replay-executor', daemon=True).start()
+
+        policy_node = _wait_for_node(node, image_pub, recorder, wait_for_node_s)
+        params, state = _node_facts(node, policy_node)
+        if state is not None and state != 'active':
+            raise ReplayError(
+                f'the policy node {policy_node} is {state}, so it would publish nothing: '
+                f'activate it first (ros2 lifecycle set {policy_node} configure, then '
+                'activate)')
+
+        def publish_clock(ns: int) -> None:
+            recorder.sim_ns = ns
+            clock_pub.publish(Clock(clock=TimeMsg(sec=ns // _NS, nanosec=ns % _NS)))
+
+        reader = Reader(data.path)
+        reader.open()
+        try:
+            wanted = {data.image_topic}
+            if instruction is None and data.instruction_topic:
+                wanted.add(data.instruction_topic)
+            connections = [c for c in reader.connections if c.topic in wanted]
+            bar = tqdm(total=len(data.frames), desc='replay', unit='frame', file=sys.stderr,
+                       disable=not progress, leave=False)
+            index = 0
+            t0 = None
+            wall0 = 0.0
+            period = 1.0 / clock_hz
+            for connection, stamp, raw in reader.messages(connections=connections):
+                if t0 is None:
+                    t0, wall0 = stamp, time.monotonic() + 0.1
+                    publish_clock(t0)
+                    if instruction is not None:
+                        instruction_pub.publish(String(data=instruction))
+                due = wall0 + (stamp - t0) / _NS / rate
+                # /clock follows bag time between messages, as `ros2 bag play --clock` does.
+                while (now := time.monotonic()) < due:
+                    time.sleep(min(period, due - now))
+                    sim = t0 + int((min(time.monotonic(), due) - wall0) * rate * _NS)
+                    if sim > recorder.sim_ns:
+                        publish_clock(min(sim, stamp))
+                if stamp > recorder.sim_ns:
+                    publish_clock(stamp)
+                if connection.topic != data.image_topic:
+                    instruction_pub.publish(bytes(raw))
+                    continue
+                frame = data.frames[index]
+                if frame.error is None:
+                    published[index] = time.time_ns()
+                    image_pub.publish(bytes(raw))
+                index += 1
+                bar.update()
+            bar.close()
+            # Keep the clock running while the frame in flight is processed.
+            end = time.monotonic() + settle_s
+            while (now := time.monotonic()) < end:
+                time.sleep(min(period, end - now))
+                if t0 is not None:
+                    sim = t0 + int((time.monotonic() - wall0) * rate * _NS)
+                    if sim > recorder.sim_ns:
+                        publish_clock(sim)
+        finally:
+            reader.close()
+        messages = recorder.snapshot()
+        topics = dict(recorder.topics)
+        if not params:
+            params, _ = _node_facts(node, policy_node, timeout_s=2.0)
+    finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if node is not None:
+            node.destroy_node()
+        if own_context:
+            rclpy.try_shutdown(context=context)
+
+    _write_recording(recording, messages, topics)
+    return _score(data, out, messages, published, policy_node, params, topics, {
+        'rate': rate, 'namespace': namespace, 'settle_s': settle_s, 'warmup': warmup,
+        'tolerance_s': tolerance_s, 'instruction': instruction,
+    }, warmup=warmup, tolerance_s=tolerance_s, started=started, started_at=started_at,
+        recording=recording, write_plots=write_plots, metadata=metadata)
+
+
+def _write_recording(path: Path, messages: list[dict[str, Any]], topics: dict[str, str]) -> None:
+    """Write the recorded messages into a sqlite3 rosbag2, stamped with bag (sim) time."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from openvla_ros.bags import BAG_VERSION
+    store = _typestore()
+    types = dict(RECORDED_TOPICS)
+    with Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        connections = {name: writer.add_connection(topics[name], types[name], typestore=store)
+                       for name, _ in RECORDED_TOPICS}
+        for message in sorted(messages, key=lambda m: (m['sim_ns'], m['received_ns'])):
+            writer.write(connections[message['topic']], message['sim_ns'], message['raw'])
+
+
+def _diagnostics(store: Any, messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Return the key/values of the last diagnostics message (empty if none arrived)."""
+    last = [m for m in messages if m['topic'] == 'diagnostics']
+    if not last:
+        return {}
+    array = store.deserialize_cdr(last[-1]['raw'], DIAGNOSTIC_ARRAY_TYPE)
+    if not array.status:
+        return {}
+    return {kv.key: kv.value for kv in array.status[0].values}
+
+
+def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: dict[int, int],
+           policy_node: str, params: dict[str, Any], topics: dict[str, str],
+           options: dict[str, Any], *, warmup: int, tolerance_s: float | None, started: float,
+           started_at: datetime, recording: Path, write_plots: bool,
+           metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Attribute the recorded actions to bag frames and write the report."""
+    store = _typestore()
+    twists = []
+    for message in messages:
+        if message['topic'] == 'ee_delta':
+            msg = store.deserialize_cdr(message['raw'], TWIST_STAMPED_TYPE)
+            stamp = (int(msg.header.stamp.sec) * _NS + int(msg.header.stamp.nanosec))
+            t = msg.twist
+            command = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
+            twists.append({**message, 'stamp_ns': stamp, 'command': [float(v) for v in command],
+                           'paired': False})
+    actions = [{**m, 'values': [float(v) for v in store.deserialize_cdr(m['raw'],
+                                                                        ARRAY_TYPE).data]}
+               for m in messages if m['topic'] == 'action']
+    twists.sort(key=lambda m: m['source_ns'])
+    actions.sort(key=lambda m: m['source_ns'])
+    # Pair each raw action with the command published just before it by the same node.
+    pairs = []
+    unpaired_actions = 0
+    for action in actions:
+        candidates = [t for t in twists if not t['paired']
+                      and 0 <= action['source_ns'] - t['source_ns'] <= PAIR_WINDOW_NS]
+        if not candidates:
+            unpaired_actions += 1
+            continue
+        twist = candidates[-1]
+        twist['paired'] = True
+        pairs.append((twist, action))
+    zero_commands = sum(1 for t in twists if not t['paired'])
+
+    by_stamp: dict[int, int] = {}
+    notes = []
+    for frame in data.frames:
+        header = getattr(getattr(frame.msg, 'header', None), 'stamp', None)
+        if header is None:
+            continue
+        key = int(header.sec) * _NS + int(header.nanosec)
+        if key == 0:
+            continue   # an unset stamp: the node would stamp its command 0, unattributable
+        if key in by_stamp:
+            notes.append(f'frames {by_stamp[key]} and {frame.index} share a header stamp; '
+                         f'commands for it are attributed to frame {by_stamp[key]}')
+            continue
+        by_stamp[key] = frame.index
+    acted: dict[int, tuple[dict, dict]] = {}
+    unattributed = 0
+    for twist, action in pairs:
+        index = by_stamp.get(twist['stamp_ns'])
+        if index is None or index in acted:
+            unattributed += 1
+            continue
+        acted[index] = (twist, action)
+    if unattributed:
+        notes.append(f'{unattributed} action(s) carried a stamp of no bag frame (is the node\'s '
+                     'stamp_source "now", or are other publishers in this namespace?)')
+
+    frame_times = [data.frame_time(frame) for frame in data.frames]
+    matches = match_ground_truth(frame_times, [gt.stamp_s for gt in data.ground_truth],
+                                 data.ground_truth, tolerance_s)
+    records: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for frame, match in zip(data.frames, matches):
+        entry = {'index': frame.index, 'stamp': frame.stamp_s}
+        if frame.error is not None:
+            skipped.append({**entry, 'reason': 'bad_image', 'message': frame.error})
+            continue
+        if frame.index not in acted:
+            skipped.append({**entry, 'reason': 'not_acted_on'})
+            continue
+        twist, action = acted[frame.index]
+        if match is None:
+            skipped.append({**entry, 'reason': 'no_ground_truth',
+                            'message': 'acted on, but no ground truth within tolerance'})
+            continue
+        latency = (action['received_ns'] - published[frame.index]) / _NS
+        text = (options['instruction'] if options['instruction'] is not None
+                else data.instruction_at(frame.bag_time_ns))
+        stamp_ns = twist['stamp_ns']
+        records.append({
+            'index': frame.index,
+            'stamp': frame.stamp_s,
+            'stamp_sec': stamp_ns // _NS,
+            'stamp_nanosec': stamp_ns % _NS,
+            'bag_time': frame.bag_time_s,
+            'instruction': text,
+            'predicted': action['values'],
+            'command': twist['command'],
+            'ground_truth': [float(v) for v in data.ground_truth[match].values],
+            'latency_s': latency,
+            'timings': {'publish_to_action_s': latency,
+                        'action_sim_time_s': action['sim_ns'] / _NS},
+        })
+    diagnostics = _diagnostics(store, messages)
+    report_notes = [
+        f'Online replay into `{policy_node}` at rate {options["rate"]}: the node acted on '
+        f'{len(acted)} of {len(published)} published frames (it skips frames while its engine '
+        'is busy); latency is from publishing a frame to receiving the action computed from it.',
+    ]
+    if params.get('use_sim_time') is False:
+        report_notes.append('The node did not use sim time: its max_image_age check compared '
+                            'bag stamps with the wall clock (set use_sim_time true).')
+    meta: dict[str, Any] = {
+        'title': 'OpenVLA online replay',
+        'model': params.get('model'),
+        'unnorm_key': params.get('unnorm_key'),
+        'node': policy_node,
+        'node_parameters': params,
+        'node_diagnostics': diagnostics,
+        'bag': str(data.path),
+        'storage': data.storage,
+        'image_topic': data.image_topic,
+        'instruction_topic': None if options['instruction'] is not None
+        else data.instruction_topic,
+        'ground_truth_source': data.gt_source,
+        'ground_truth_time_base': data.gt_time_base,
+        'options': options,
+        'timestamp': started_at.isoformat(timespec='seconds'),
+        'recording': str(recording),
+        'recorded_topics': sorted(topics.values()),
+        'replay': {'frames_published': len(published), 'commands_received': len(twists),
+                   'actions_received': len(actions), 'actions_attributed': len(acted),
+                   'zero_commands': zero_commands, 'unpaired_actions': unpaired_actions,
+                   'unattributed_actions': unattributed},
+        'bag_notes': list(data.notes) + notes,
+        'report_notes': report_notes,
+    }
+    if metadata:
+        meta.update(metadata)
+    return write_report(out, records, skipped, len(data.frames), meta, warmup=warmup,
+                        started=started, write_plots=write_plots,
+                        skip_reasons=REPLAY_SKIP_REASONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``replay`` subcommand."""
+    parser = subparsers.add_parser(
+        'replay', help='replay a rosbag2 into a running policy node and score what it publishes',
+        description='Publish a bag\'s camera and instruction topics to a running policy node '
+                    'with the bag\'s timing and /clock (run the node with use_sim_time true), '
+                    'record its ee_delta, gripper, action and diagnostics into DIR/recording '
+                    'and score the actions against the bag\'s ground truth (report.json, '
+                    'report.md, plots in DIR).')
+    parser.add_argument('bag', metavar='BAG', type=Path, help='rosbag2 directory or file')
+    parser.add_argument('--out', required=True, type=Path, metavar='DIR',
+                        help='folder for the recording, report.json, report.md and the plots')
+    parser.add_argument('--namespace', default='', metavar='NS',
+                        help='namespace of the policy node\'s topics (default: none)')
+    parser.add_argument('--rate', type=float, default=1.0, metavar='FACTOR',
+                        help='playback speed factor, as ros2 bag play --rate (default 1)')
+    parser.add_argument('--settle', type=float, default=5.0, metavar='S',
+                        help='seconds to keep recording after the last frame, for the action '
+                             'in flight; above the engine latency (default %(default)s)')
+    parser.add_argument('--wait', type=float, default=30.0, metavar='S',
+                        help='seconds to wait for the policy node to appear (default 30)')
+    parser.add_argument('--image-topic', default=None,
+                        help='image topic of the bag (default: /camera/image_raw or '
+                             '/camera/image_raw/compressed, whichever the bag has)')
+    task = parser.add_mutually_exclusive_group()
+    task.add_argument('--instruction-topic', default=None,
+                      help=f'std_msgs/String instruction topic of the bag (default '
+                           f'{INSTRUCTION_TOPIC})')
+    task.add_argument('--instruction', default=None, metavar='TEXT',
+                      help='publish this instruction once instead of the bag\'s')
+    parser.add_argument('--gt-twist-topic', default=None,
+                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
+    parser.add_argument('--gt-gripper-topic', default=None,
+                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
+    parser.add_argument('--gt-array-topic', default=None,
+                        help='ground truth as one Float64MultiArray of 7 values instead')
+    parser.add_argument('--warmup', type=int, default=1, metavar='N',
+                        help='actions left out of the latency summary (default 1)')
+    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
+                        help='max frame to ground-truth stamp gap in seconds '
+                             '(default half the frame period)')
+    parser.add_argument('--json', action='store_true',
+                        help='print the summary as JSON (nothing else on stdout)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.set_defaults(func=_replay_command)
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
+        raise ReplayError('give either --gt-array-topic or --gt-twist-topic/--gt-gripper-topic, '
+                          'not both')
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        raise ReplayError('replay needs rclpy (ROS 2): source a ROS 2 installation or install '
+                          'the ros extra') from None
+    bag = read_bag(
+        args.bag, image_topic=args.image_topic,
+        instruction_topic=(None if args.instruction is not None
+                           else args.instruction_topic or INSTRUCTION_TOPIC),
+        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
+        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
+        gt_array_topic=args.gt_array_topic)
+    command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+               if k != 'func'}
+    report = replay_bag(bag, args.out, namespace=args.namespace, rate=args.rate,
+                        settle_s=args.settle, instruction=args.instruction,
+                        tolerance_s=args.tolerance, warmup=args.warmup,
+                        wait_for_node_s=args.wait, progress=not args.no_progress,
+                        metadata={'command': command})
+    if args.json:
+        print(json.dumps(report['summary'], indent=2))
+    else:
+        print(format_table(report))
+        replay = report['metadata']['replay']
+        print(f"node {report['metadata']['node']}: {replay['actions_attributed']} actions on "
+              f"{replay['frames_published']} published frames; recording: "
+              f"{report['metadata']['recording']}")
+        print(f'report: {Path(args.out) / REPORT_MD}')
+    return 0
