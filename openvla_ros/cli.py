@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
+    # vLLM logs every engine detail at INFO on stdout, burying the command's own output
+    # (and the JSON of `predict`); keep its warnings unless asked for more.
+    os.environ.setdefault('VLLM_LOGGING_LEVEL', 'INFO' if args.verbose else 'WARNING')
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError, OSError) as error:
