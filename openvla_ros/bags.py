@@ -682,6 +682,44 @@ def _pair_twists(data: BagData, twists: list, grippers: list,
 # Command line
 
 
+def add_bag_topic_arguments(parser: Any, instruction_help: str, warmup_help: str) -> None:
+    """Add the flags that name a bag's topics and tune scoring (shared by evaluate and replay)."""
+    parser.add_argument('--image-topic', default=None,
+                        help='image topic of the bag (default: /camera/image_raw or '
+                             '/camera/image_raw/compressed, whichever the bag has)')
+    task = parser.add_mutually_exclusive_group()
+    task.add_argument('--instruction-topic', default=None,
+                      help=f'std_msgs/String instruction topic (default {INSTRUCTION_TOPIC})')
+    task.add_argument('--instruction', default=None, metavar='TEXT', help=instruction_help)
+    parser.add_argument('--gt-twist-topic', default=None,
+                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
+    parser.add_argument('--gt-gripper-topic', default=None,
+                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
+    parser.add_argument('--gt-array-topic', default=None,
+                        help='ground truth as one Float64MultiArray of 7 values instead')
+    parser.add_argument('--warmup', type=int, default=1, metavar='N', help=warmup_help)
+    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
+                        help='max frame to ground-truth stamp gap in seconds '
+                             '(default half the frame period)')
+    parser.add_argument('--json', action='store_true',
+                        help='print the summary as JSON (nothing else on stdout)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def read_bag_from_args(args: Any) -> BagData:
+    """Read the bag named by the shared bag flags (see :func:`add_bag_topic_arguments`)."""
+    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
+        raise BagError('give either --gt-array-topic or --gt-twist-topic/--gt-gripper-topic, '
+                       'not both')
+    return read_bag(
+        args.bag, image_topic=args.image_topic,
+        instruction_topic=(None if args.instruction is not None
+                           else args.instruction_topic or INSTRUCTION_TOPIC),
+        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
+        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
+        gt_array_topic=args.gt_array_topic)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``make-bag`` subcommand."""
     parser = subparsers.add_parser(

@@ -30,8 +30,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from openvla_ros.actions import ACTION_DIM, ACTION_NAMES
-from openvla_ros.bags import (BagData, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC, INSTRUCTION_TOPIC,
-                              read_bag)
+from openvla_ros.bags import (add_bag_topic_arguments, BagData, INSTRUCTION_TOPIC, read_bag,
+                              read_bag_from_args)
 from openvla_ros.images import ImageError
 from openvla_ros.metrics import GRIPPER_THRESHOLD, match_ground_truth, summarize
 
@@ -370,49 +370,21 @@ def register(subparsers: Any) -> None:
                              'required when the checkpoint has several')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR',
                         help='folder for report.json, report.md and the plots')
-    parser.add_argument('--image-topic', default=None,
-                        help='image topic (default: /camera/image_raw or '
-                             '/camera/image_raw/compressed, whichever the bag has)')
-    task = parser.add_mutually_exclusive_group()
-    task.add_argument('--instruction-topic', default=None,
-                      help=f'std_msgs/String instruction topic (default {INSTRUCTION_TOPIC})')
-    task.add_argument('--instruction', default=None, metavar='TEXT',
-                      help='use this instruction for every frame instead of the bag\'s')
-    parser.add_argument('--gt-twist-topic', default=None,
-                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
-    parser.add_argument('--gt-gripper-topic', default=None,
-                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
-    parser.add_argument('--gt-array-topic', default=None,
-                        help='ground truth as one Float64MultiArray of 7 values instead')
+    add_bag_topic_arguments(
+        parser, instruction_help='use this instruction for every frame instead of the bag\'s',
+        warmup_help='predictions left out of the latency summary (default 1)')
     parser.add_argument('--stride', type=int, default=1, metavar='N',
                         help='evaluate every Nth frame (default 1)')
     parser.add_argument('--limit', type=int, default=None, metavar='N',
                         help='send at most N frames to the policy')
-    parser.add_argument('--warmup', type=int, default=1, metavar='N',
-                        help='predictions left out of the latency summary (default 1)')
-    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
-                        help='max frame to ground-truth stamp gap in seconds '
-                             '(default half the frame period)')
-    parser.add_argument('--json', action='store_true',
-                        help='print the summary as JSON (nothing else on stdout)')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     add_engine_arguments(parser)
     parser.set_defaults(func=_evaluate_command)
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:
-    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
-        raise EvaluationError('give either --gt-array-topic or --gt-twist-topic/'
-                              '--gt-gripper-topic, not both')
     _check_options(args.stride, args.limit, args.warmup)
     # The bag first, then the key: both fail in milliseconds, the engine takes minutes.
-    bag = read_bag(
-        args.bag, image_topic=args.image_topic,
-        instruction_topic=(None if args.instruction is not None
-                           else args.instruction_topic or INSTRUCTION_TOPIC),
-        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
-        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
-        gt_array_topic=args.gt_array_topic)
+    bag = read_bag_from_args(args)
     _precheck_unnorm_key(args.model, args.unnorm_key)
     from openvla_ros.policy import VllmPolicy, engine_options_from_args
     policy = VllmPolicy(args.model, args.unnorm_key,

@@ -35,9 +35,10 @@ import threading
 import time
 from typing import Any, Mapping
 
-from openvla_ros.bags import (_typestore, ARRAY_TYPE, BagData, COMPRESSED_IMAGE_TYPE,
-                              FLOAT64_TYPE, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC, INSTRUCTION_TOPIC,
-                              read_bag, TWIST_STAMPED_TYPE)
+from openvla_ros.bags import (_typestore, add_bag_topic_arguments, ARRAY_TYPE, BagData,
+                              COMPRESSED_IMAGE_TYPE, FLOAT64_TYPE, GT_GRIPPER_TOPIC,
+                              GT_TWIST_TOPIC, INSTRUCTION_TOPIC, read_bag, read_bag_from_args,
+                              TWIST_STAMPED_TYPE)
 from openvla_ros.evaluate import format_table, REPORT_MD, write_report
 from openvla_ros.metrics import match_ground_truth
 
@@ -498,48 +499,19 @@ def register(subparsers: Any) -> None:
                              'in flight; above the engine latency (default %(default)s)')
     parser.add_argument('--wait', type=float, default=30.0, metavar='S',
                         help='seconds to wait for the policy node to appear (default 30)')
-    parser.add_argument('--image-topic', default=None,
-                        help='image topic of the bag (default: /camera/image_raw or '
-                             '/camera/image_raw/compressed, whichever the bag has)')
-    task = parser.add_mutually_exclusive_group()
-    task.add_argument('--instruction-topic', default=None,
-                      help=f'std_msgs/String instruction topic of the bag (default '
-                           f'{INSTRUCTION_TOPIC})')
-    task.add_argument('--instruction', default=None, metavar='TEXT',
-                      help='publish this instruction once instead of the bag\'s')
-    parser.add_argument('--gt-twist-topic', default=None,
-                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
-    parser.add_argument('--gt-gripper-topic', default=None,
-                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
-    parser.add_argument('--gt-array-topic', default=None,
-                        help='ground truth as one Float64MultiArray of 7 values instead')
-    parser.add_argument('--warmup', type=int, default=1, metavar='N',
-                        help='actions left out of the latency summary (default 1)')
-    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
-                        help='max frame to ground-truth stamp gap in seconds '
-                             '(default half the frame period)')
-    parser.add_argument('--json', action='store_true',
-                        help='print the summary as JSON (nothing else on stdout)')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_bag_topic_arguments(
+        parser, instruction_help='publish this instruction once instead of the bag\'s',
+        warmup_help='actions left out of the latency summary (default 1)')
     parser.set_defaults(func=_replay_command)
 
 
 def _replay_command(args: argparse.Namespace) -> int:
-    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
-        raise ReplayError('give either --gt-array-topic or --gt-twist-topic/--gt-gripper-topic, '
-                          'not both')
     try:
         import rclpy  # noqa: F401
     except ImportError:
         raise ReplayError('replay needs rclpy (ROS 2): source a ROS 2 installation or install '
                           'the ros extra') from None
-    bag = read_bag(
-        args.bag, image_topic=args.image_topic,
-        instruction_topic=(None if args.instruction is not None
-                           else args.instruction_topic or INSTRUCTION_TOPIC),
-        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
-        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
-        gt_array_topic=args.gt_array_topic)
+    bag = read_bag_from_args(args)
     command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                if k != 'func'}
     report = replay_bag(bag, args.out, namespace=args.namespace, rate=args.rate,

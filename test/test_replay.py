@@ -17,26 +17,9 @@ from openvla_ros.bags import make_bag, read_bag, write_synthetic_steps  # noqa: 
 from openvla_ros.cli import main  # noqa: E402
 from openvla_ros.policy import Prediction  # noqa: E402
 from openvla_ros.replay import replay_bag, ReplayError  # noqa: E402
+from ros_harness import SharedPolicy  # noqa: E402
 
 STEPS = 6
-
-
-class SharedPolicy:
-    """Forward to a policy; record close() instead of freeing the engine."""
-
-    def __init__(self, policy):
-        self._policy = policy
-        self.decoder = policy.decoder
-        self.closed = False
-
-    def predict(self, image, instruction):
-        return self._policy.predict(image, instruction)
-
-    def prompt_ids(self, instruction):
-        return self._policy.prompt_ids(instruction)
-
-    def close(self):
-        self.closed = True
 
 
 class SlowFakePolicy:

@@ -86,7 +86,16 @@ class NodeProcess:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.kill()
+            # Kill the engine processes too: a failed test must not leave them running.
+            try:
+                family = self.engine_processes() + [psutil.Process(self.proc.pid)]
+            except psutil.Error:
+                family = []
+            for process in family:
+                try:
+                    process.kill()
+                except psutil.Error:
+                    pass
             self.proc.wait(10)
         self.node.destroy_node()
 
