@@ -146,7 +146,7 @@ def test_empty_and_over_long_instructions(graph, policy):
 @pytest.mark.parametrize('name, value', [
     ('output_mode', 'warp'), ('control_period', 0.0), ('action_scale', [1.0] * 5),
     ('max_linear', -1.0), ('stamp_source', 'later'), ('frame_id', ' '), ('instruction', ''),
-    ('max_rate_hz', -5.0), ('model', '/tmp/elsewhere'), ('engine.dtype', 'float64'),
+    ('max_rate_hz', -5.0), ('model', 'other/checkpoint'), ('engine.dtype', 'float64'),
 ])
 def test_invalid_parameter_updates_are_refused(graph, policy, name, value):
     h = graph.harness
