@@ -8,7 +8,6 @@ vocabulary and decode to odd characters that do not round-trip.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
@@ -149,8 +148,3 @@ class ActionDecoder:
         lo = self.decode([self.vocab_size - 1] * self.action_dim)
         hi = self.decode([self.vocab_size - self.n_action_bins] * self.action_dim)
         return np.minimum(lo, hi), np.maximum(lo, hi)
-
-
-def is_finite_action(action: Sequence[float]) -> bool:
-    """Return whether every component of an action is a finite number."""
-    return all(math.isfinite(float(value)) for value in action)

@@ -34,8 +34,3 @@ def scene_image(index: int, height: int = 224, width: int = 224) -> np.ndarray:
     left = int((width - size) * ((index * 61) % 100 / 100.0))
     image[top:top + size, left:left + size] = block
     return image
-
-
-def scene_images(count: int, height: int = 224, width: int = 224) -> list[np.ndarray]:
-    """Return the first ``count`` frames of the synthetic scene."""
-    return [scene_image(i, height, width) for i in range(count)]
