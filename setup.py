@@ -61,7 +61,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'openvla-ros = openvla_ros.cli:main',
+            'openvla-ros = openvla_ros.cli:run',
             'policy_node = openvla_ros.policy_node:main',
         ],
     },

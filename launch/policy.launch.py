@@ -21,6 +21,10 @@ def generate_launch_description():
                               description='dataset statistics to unnormalize actions with '
                                           '(bridge_orig for WidowX/Bridge, '
                                           'fractal20220817_data for the Google robot, ...)'),
+        DeclareLaunchArgument('dtype', default_value='auto',
+                              description='engine dtype: auto (bfloat16 on a GPU or a CPU with '
+                                          'native bf16, float32 on other CPUs), bfloat16, '
+                                          'float16 or float32'),
         DeclareLaunchArgument('params_file',
                               default_value=PathJoinSubstitution([
                                   FindPackageShare('openvla_ros'), 'config', 'policy.yaml']),
@@ -47,6 +51,7 @@ def generate_launch_description():
         parameters=[LaunchConfiguration('params_file'), {
             'model': LaunchConfiguration('model'),
             'unnorm_key': LaunchConfiguration('unnorm_key'),
+            'engine.dtype': LaunchConfiguration('dtype'),
             'use_sim_time': LaunchConfiguration('use_sim_time'),
         }],
         remappings=[('image', LaunchConfiguration('image_topic')),

@@ -13,7 +13,9 @@ import argparse
 import importlib
 import logging
 import os
+from pathlib import Path
 import sys
+import time
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
@@ -24,6 +26,7 @@ SUBCOMMAND_MODULES = (
     'openvla_ros.evaluate',
     'openvla_ros.replay',
     'openvla_ros.benchmark',
+    'openvla_ros.doctor',
 )
 
 
@@ -63,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     # vLLM logs every engine detail at INFO on stdout, burying the command's own output
     # (and the JSON of `predict`); keep its warnings unless asked for more.
     os.environ.setdefault('VLLM_LOGGING_LEVEL', 'INFO' if args.verbose else 'WARNING')
+    if not args.verbose:
+        # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the
+        # first action; they go to a log file the command names when something fails.
+        from openvla_ros.policy import ENGINE_LOG_ENV
+        os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError, OSError) as error:
@@ -75,5 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def engine_log_path(command: str) -> Path:
+    """Return a new file path for the engine's output of one command run."""
+    from openvla_ros.test_model import default_cache_dir
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    return default_cache_dir().parent / 'logs' / f'{command}-{stamp}-{os.getpid()}.log'
+
+
+def run() -> None:
+    """Console-script entry: run the command, then leave at once (see ``exit_now``)."""
+    code = main()
+    from openvla_ros.policy import exit_now
+    exit_now(code)
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    run()

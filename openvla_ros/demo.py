@@ -57,14 +57,29 @@ def _run(args: argparse.Namespace) -> int:
     result = run_demo(model, args.unnorm_key, args.instruction, args.duration,
                       args.camera_hz, engine_options_from_args(args),
                       trust_remote_code=args.trust_remote_code)
-    return 0 if result['actions'] > 0 else 1
+    if result['actions'] > 0:
+        return 0
+    print(f"[demo] FAILED: no action in {result.get('seconds', args.duration):.0f} s: "
+          f"{result.get('reason', 'see the messages above')}", flush=True)
+    return 1
+
+
+#: Seconds the demo's clean-up may take before the process leaves anyway (a hung engine).
+CLEANUP_DEADLINE_S = 15.0
+#: Seconds between "still waiting for the first action" messages.
+WAITING_REPORT_S = 10.0
 
 
 def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
              camera_hz: float, engine_options: dict, trust_remote_code: bool = False) -> dict:
-    """Run node + camera + listener for ``duration`` seconds once active; return a summary."""
+    """Run node + camera + listener for ``duration`` seconds once active; return a summary.
+
+    The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
+    first action, the rate counted from the first action, and the engine figures.
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -77,18 +92,8 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     # The demo's camera and node live in this process: keep their DDS traffic on loopback.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     rclpy.init()
-    overrides = [Parameter('model', value=model), Parameter('unnorm_key', value=unnorm_key),
-                 Parameter('instruction', value=instruction),
-                 Parameter('engine.dtype', value=engine_options.get('dtype', 'bfloat16')),
-                 Parameter('engine.max_model_len',
-                           value=int(engine_options.get('max_model_len', 512))),
-                 Parameter('engine.trust_remote_code', value=bool(trust_remote_code))]
-    if engine_options.get('enforce_eager'):
-        overrides.append(Parameter('engine.enforce_eager', value=True))
-    if engine_options.get('gpu_memory_utilization'):
-        overrides.append(Parameter('engine.gpu_memory_utilization',
-                                   value=float(engine_options['gpu_memory_utilization'])))
-    node = OpenVlaPolicyNode(parameter_overrides=overrides)
+    node = OpenVlaPolicyNode(parameter_overrides=_node_parameters(
+        Parameter, model, unnorm_key, instruction, engine_options, trust_remote_code))
     peer = rclpy.create_node('openvla_demo')
     camera = peer.create_publisher(Image, 'image', 10)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -101,7 +106,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         now = time.monotonic()
         received.append(now)
         values = ' '.join(f'{v:+.4f}' for v in msg.data)
-        print(f'[demo] t={now - started[0]:6.2f}s action #{len(received):3d}: {values}',
+        first = (f' (first action {now - started[0]:.1f} s after activation)'
+                 if len(received) == 1 else '')
+        print(f'[demo] t={now - started[0]:6.2f}s action #{len(received):3d}: {values}{first}',
               flush=True)
 
     peer.create_subscription(Float64MultiArray, 'action', on_action, 10)
@@ -122,44 +129,123 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     executor.add_node(peer)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    summary: dict = {'actions': 0}
+    summary: dict = {'actions': 0, 'seconds': 0.0, 'reason': 'the node did not start'}
     try:
-        print('[demo] configuring the node (loads the engine) ...', flush=True)
-        from rclpy.lifecycle import TransitionCallbackReturn
+        print('[demo] configuring the node (loads the engine; about a minute on a CPU) ...',
+              flush=True)
         if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise RuntimeError('configure failed; see the node log above')
+            status = _status(node)
+            summary['reason'] = f"configure failed: {status.get('last_error', '')}"
+            return summary
+        status = _status(node)
+        print(f"[demo] engine ready in {float(status['engine_startup_s']):.0f} s; dtype "
+              f"{status['engine_dtype']} ({status['engine_dtype_reason']})", flush=True)
         node.trigger_activate()
         started[0] = time.monotonic()
-        sent_before = count[0]
-        superseded_before = node.diagnostics_status()
-        superseded_before = int({kv.key: kv.value for kv in superseded_before.values}[
-            'frames_superseded'])
-        time.sleep(duration)
-        status = {kv.key: kv.value for kv in node.diagnostics_status().values}
-        elapsed = time.monotonic() - started[0]
-        rate = ((len(received) - 1) / (received[-1] - received[0])
-                if len(received) >= 2 else 0.0)
-        summary = {
-            'actions': len(received), 'seconds': elapsed, 'action_rate_hz': rate,
-            'camera_frames': count[0] - sent_before,
-            'engine_latency_p50_s': float(status['latency_p50_s']),
-            'frames_superseded': int(status['frames_superseded']) - superseded_before,
-            'engine_startup_s': float(status['engine_startup_s']),
-        }
-        latency = summary['engine_latency_p50_s']
-        print(f'[demo] {len(received)} actions in {elapsed:.1f} s: {rate:.2f} actions/s; '
-              f'engine p50 {latency * 1000:.0f} ms (1/latency = '
-              f'{(1 / latency if latency > 0 else 0):.2f} Hz); camera {camera_hz:g} Hz, '
-              f'{summary["frames_superseded"]} frames superseded while the engine was busy; '
-              f'engine start-up {summary["engine_startup_s"]:.0f} s', flush=True)
+        superseded_before = int(_status(node)['frames_superseded'])
+        _wait(duration, started[0], received, _waiting_note(status['engine_dtype']))
+        summary = _summary(node, received, started[0], count[0], superseded_before)
+        if summary['actions']:
+            _print_summary(summary, camera_hz)
+        else:
+            summary['reason'] = _no_action_reason(_status(node), duration)
     except KeyboardInterrupt:
         print('[demo] interrupted', flush=True)
     finally:
-        if node.is_active:
-            node.trigger_deactivate()   # the robot's last command is a zero twist
-        node.stop_and_release()
+        # A hung engine must not keep the demo from ending: leave after a bounded clean-up.
+        from openvla_ros.policy import exit_now
+        deadline = threading.Timer(CLEANUP_DEADLINE_S, exit_now,
+                                   args=(0 if summary.get('actions') else 1,))
+        deadline.daemon = True
+        deadline.start()
+        # The zero twist goes out first; the engine's processes are terminated, not awaited.
+        node.stop_and_release(fast=True)
         executor.shutdown(timeout_sec=2.0)
         peer.destroy_node()
         node.destroy_node()
         rclpy.try_shutdown()
+        deadline.cancel()
     return summary
+
+
+def _node_parameters(parameter: Any, model: str, unnorm_key: str, instruction: str,
+                     engine_options: dict, trust_remote_code: bool) -> list:
+    """Return the node's parameter overrides for the demo's model and engine flags."""
+    values: dict[str, Any] = {
+        'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
+        'engine.dtype': engine_options.get('dtype', 'auto'),
+        'engine.max_model_len': int(engine_options.get('max_model_len', 512)),
+        'engine.seed': int(engine_options.get('seed', 0)),
+        'engine.trust_remote_code': bool(trust_remote_code),
+    }
+    if engine_options.get('enforce_eager'):
+        values['engine.enforce_eager'] = True
+    if engine_options.get('gpu_memory_utilization'):
+        values['engine.gpu_memory_utilization'] = float(engine_options['gpu_memory_utilization'])
+    if engine_options.get('quantization'):
+        values['engine.quantization'] = str(engine_options['quantization'])
+    return [parameter(name, value=value) for name, value in values.items()]
+
+
+def _status(node: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in node.diagnostics_status().values}
+
+
+def _waiting_note(dtype: str) -> str:
+    from openvla_ros.hardware import detect_machine, expected_action_time
+    return expected_action_time(detect_machine(), dtype)
+
+
+def _wait(duration: float, start: float, received: list, note: str) -> None:
+    """Sleep through the run, saying so while the first inference is still running."""
+    end = start + duration
+    next_report = start + WAITING_REPORT_S
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            return
+        if not received and now >= next_report:
+            print(f'[demo] first inference still running ({now - start:.0f} s so far; '
+                  f'expect {note})', flush=True)
+            next_report += WAITING_REPORT_S
+        time.sleep(min(0.2, end - now))
+
+
+def _summary(node: Any, received: list, start: float, frames: int,
+             superseded_before: int) -> dict:
+    status = _status(node)
+    rate = ((len(received) - 1) / (received[-1] - received[0])
+            if len(received) >= 2 else 0.0)
+    return {
+        'actions': len(received), 'seconds': time.monotonic() - start,
+        'first_action_s': (received[0] - start) if received else None,
+        'action_rate_hz': rate,
+        'camera_frames': frames,
+        'engine_latency_p50_s': float(status['latency_p50_s']),
+        'frames_superseded': int(status['frames_superseded']) - superseded_before,
+        'engine_startup_s': float(status['engine_startup_s']),
+        'engine_dtype': status['engine_dtype'],
+    }
+
+
+def _print_summary(summary: dict, camera_hz: float) -> None:
+    latency = summary['engine_latency_p50_s']
+    rate = (f"{summary['action_rate_hz']:.2f} actions/s from the first action"
+            if summary['actions'] >= 2 else 'one action, no rate yet')
+    print(f"[demo] {summary['actions']} actions in {summary['seconds']:.1f} s; first action "
+          f"after {summary['first_action_s']:.1f} s; {rate}; engine p50 {latency * 1000:.0f} ms "
+          f"(1/latency = {(1 / latency if latency > 0 else 0):.2f} Hz, "
+          f"{summary['engine_dtype']}); camera {camera_hz:g} Hz, "
+          f"{summary['frames_superseded']} frames superseded while the engine was busy; "
+          f"engine start-up {summary['engine_startup_s']:.0f} s", flush=True)
+
+
+def _no_action_reason(status: dict[str, str], duration: float) -> str:
+    """Return one line saying why the node published nothing."""
+    if status.get('last_error'):
+        return f"the node reports: {status['last_error']}"
+    if int(status.get('frames_received', '0')) == 0:
+        return 'no camera frame reached the node (DDS discovery? see ROS_DOMAIN_ID)'
+    return (f"the first inference did not finish within {duration:g} s "
+            f"(engine dtype {status.get('engine_dtype') or '?'}): run longer (--duration) or "
+            'check `openvla-ros doctor` for what this machine can do')

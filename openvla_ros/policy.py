@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from openvla_ros.actions import ACTION_DIM, ActionDecoder, load_model_config
+from openvla_ros.hardware import DTYPE_CHOICES, detect_machine, DtypeChoice, resolve_dtype
 from openvla_ros.prompt import GENERATED_TOKENS, prompt_token_ids
 
 #: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
-    'dtype': 'bfloat16',
+    # Resolved per machine by hardware.resolve_dtype: bfloat16 where it is native, else float32.
+    'dtype': 'auto',
     # 256 image tokens + the prompt + 7 action tokens; 512 leaves room for long instructions
     # while keeping the KV-cache reservation small.
     'max_model_len': 512,
@@ -45,7 +48,9 @@ def add_engine_arguments(parser: Any) -> None:
     """Add the vLLM engine flags shared by every subcommand that loads a model."""
     group = parser.add_argument_group('engine (vLLM)')
     group.add_argument('--dtype', default=DEFAULT_ENGINE_OPTIONS['dtype'],
-                       help='weights/activation dtype (default %(default)s, as OpenVLA-7B ships)')
+                       choices=DTYPE_CHOICES,
+                       help='weights/activation dtype (default %(default)s: bfloat16 on a GPU or '
+                            'a CPU with native bf16, float32 on other CPUs)')
     group.add_argument('--max-model-len', type=int,
                        default=DEFAULT_ENGINE_OPTIONS['max_model_len'],
                        help='engine context in tokens: 256 image + prompt + 7 '
@@ -155,6 +160,15 @@ class VllmPolicy:
             self._unnorm_key = unnorm_key
         options = dict(DEFAULT_ENGINE_OPTIONS)
         options.update(engine_options or {})
+        # Importing vLLM (for its platform) already prints; keep that in the engine log too.
+        with engine_output_to(None if llm is not None else os.environ.get(ENGINE_LOG_ENV)):
+            machine = detect_machine()
+        #: The dtype the engine runs with and why (``auto`` resolved for this machine).
+        self.dtype_choice: DtypeChoice = resolve_dtype(options.get('dtype'), machine)
+        options['dtype'] = self.dtype_choice.dtype
+        if self.dtype_choice.warning:
+            import logging
+            logging.getLogger(__name__).warning(self.dtype_choice.warning)
         options['max_num_seqs'] = 1
         options['trust_remote_code'] = bool(trust_remote_code)
         self.engine_options = options
@@ -177,10 +191,19 @@ class VllmPolicy:
         self._sampling = self._sampling_params()
 
     def _build_engine(self, options: dict) -> Any:
-        from vllm import LLM
-        for key, value in platform_defaults().items():
-            options.setdefault(key, value)
-        return LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+        with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
+            from vllm import LLM
+            for key, value in platform_defaults().items():
+                options.setdefault(key, value)
+            return LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+
+    def engine_report(self) -> dict[str, Any]:
+        """Return what the engine runs with: dtype and why, device, start-up (JSON-ready)."""
+        report = self.dtype_choice.as_dict()
+        report.update({'startup_s': self.startup_s,
+                       'enforce_eager': bool(self.engine_options.get('enforce_eager', False)),
+                       'max_model_len': self.max_model_len})
+        return report
 
     def _hub_config(self) -> dict:
         """Return the config of a hub checkpoint, as vLLM resolved it (no second download)."""
@@ -260,6 +283,65 @@ class VllmPolicy:
         del llm
         import gc
         gc.collect()
+
+
+#: When set to a file path, everything the engine's processes print (vLLM, torch, oneDNN and
+#: progress bars, C++ warnings included) goes to that file instead of the terminal. The CLI sets
+#: it unless ``--verbose``; a node started by ros2 launch keeps the engine's output visible.
+ENGINE_LOG_ENV = 'OPENVLA_ROS_ENGINE_LOG'
+
+
+@contextlib.contextmanager
+def engine_output_to(path: str | None) -> Iterator[None]:
+    """Send this process's stdout/stderr file descriptors to ``path`` while the block runs.
+
+    vLLM starts its engine core and workers as new processes that inherit the descriptors, so
+    they keep writing to the file after the block; this process gets its terminal back. Python
+    warnings raised meanwhile go there too. Nothing is redirected when ``path`` is None.
+    """
+    if not path:
+        yield
+        return
+    import sys
+    import warnings
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log):
+            os.close(fd)
+
+
+def exit_now(code: int) -> None:
+    """End this process at once with ``code``, after terminating any engine processes left.
+
+    A Python exit would join every non-daemon thread first, and a thread still waiting on an
+    engine that hangs (vLLM's client blocks in ``get_output``) never returns: commands that own
+    an engine leave through here so they end within seconds whatever the engine does.
+    """
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        _terminate(_child_processes(), timeout=2.0)
+    except Exception:  # noqa: B902 - leaving is what matters now
+        pass
+    os._exit(code)
 
 
 def _child_processes() -> list:

@@ -76,6 +76,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._last_error = ''
         self._engine_state = 'unloaded'
         self._startup_s = float('nan')
+        self._engine_dtype = ('', '')        # (resolved dtype, why), once configured
         self._last_command_time: float | None = None   # monotonic, last non-zero command
         self._zero_sent = True
         self._last_frame_age_s = float('nan')
@@ -189,7 +190,9 @@ class OpenVlaPolicyNode(LifecycleNode):
             'an inference taking longer than this (s) is reported as an engine error and a '
             'zero twist is published', 0.1, 3600.0))
         declare('diagnostics_period', 1.0, read_only('seconds between diagnostics messages'))
-        declare('engine.dtype', 'bfloat16', read_only('vLLM dtype'))
+        declare('engine.dtype', 'auto', read_only(
+            'vLLM dtype: auto (bfloat16 on a GPU or a CPU with native bf16, float32 on other '
+            'CPUs, where bfloat16 is emulated and very slow), bfloat16, float16 or float32'))
         declare('engine.max_model_len', 512, read_only(
             'vLLM context length in tokens (256 image + prompt + 7 action tokens)'))
         declare('engine.gpu_memory_utilization', 0.0, read_only(
@@ -314,8 +317,13 @@ class OpenVlaPolicyNode(LifecycleNode):
             except InstructionError as error:
                 self._record_error(f'initial instruction rejected: {error}', key='instruction')
                 self._instruction = ''
+        choice = getattr(policy, 'dtype_choice', None)
+        self._engine_dtype = (choice.dtype, choice.reason) if choice is not None else ('', '')
+        if choice is not None and choice.warning:
+            self.get_logger().warning(choice.warning)
         self.get_logger().info(
-            f'engine ready in {self._startup_s:.1f} s (unnorm_key={policy.decoder.unnorm_key!r})')
+            f'engine ready in {self._startup_s:.1f} s (unnorm_key={policy.decoder.unnorm_key!r}, '
+            f'dtype {self._engine_dtype[0] or "?"}: {self._engine_dtype[1] or "not reported"})')
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -640,6 +648,8 @@ class OpenVlaPolicyNode(LifecycleNode):
             'engine_state': state,
             'engine_health': self._engine_health,
             'engine_startup_s': f'{self._startup_s:.2f}',
+            'engine_dtype': self._engine_dtype[0],
+            'engine_dtype_reason': self._engine_dtype[1],
             'latency_p50_s': f'{stats["latency_p50_s"]:.4f}',
             'latency_p95_s': f'{stats["latency_p95_s"]:.4f}',
             'action_rate_hz': f'{stats["action_rate_hz"]:.3f}',
