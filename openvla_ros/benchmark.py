@@ -546,6 +546,9 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
             entry.update({'status': 'measured',
                           'engine_options': _jsonable_options(current.engine_options),
                           'startup_s': getattr(current, 'startup_s', None)})
+            report_engine = getattr(current, 'engine_report', None)
+            if callable(report_engine):
+                entry['engine'] = _jsonable_options(report_engine())
             settings = entry['engine_options']
             identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key}
             measure_started = time.perf_counter()
@@ -706,6 +709,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--out', type=Path, default=Path('benchmark.json'), metavar='FILE.json',
                         help='JSON report (default %(default)s)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    parser.add_argument('--cpu-knobs', default=None, metavar='SETTINGS',
+                        help='instead of the modes and the node: compare CPU engine settings '
+                             'side by side, one engine each on the same images (comma-separated '
+                             'from: vllm-default, all-cores, nobind, all-cores+tcmalloc, '
+                             'all-cores+iomp; the first is the reference)')
     add_engine_arguments(parser)
     parser.set_defaults(func=_benchmark_command)
 
@@ -720,6 +728,8 @@ def _benchmark_command(args: argparse.Namespace) -> int:
     clean_instruction(args.instruction)
     _precheck_unnorm_key(args.model, args.unnorm_key)
     options = engine_options_from_args(args)
+    if args.cpu_knobs:
+        return _knobs_command(args, options)
     options.pop('enforce_eager', None)   # the mode decides
     report = run_benchmark(args.model, args.unnorm_key, images=args.images, warmup=args.warmup,
                            modes=modes, camera_hz=args.camera_hz,
@@ -728,5 +738,22 @@ def _benchmark_command(args: argparse.Namespace) -> int:
                            instruction=args.instruction, out=args.out,
                            progress=not args.no_progress)
     print(format_tables(report))
+    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
+    return 0
+
+
+def _knobs_command(args: argparse.Namespace, options: dict) -> int:
+    from openvla_ros.cpu_knobs import format_knobs, measure_knobs
+    names = [name.strip() for name in args.cpu_knobs.split(',') if name.strip()]
+    started = time.perf_counter()
+    rows = measure_knobs(args.model, args.unnorm_key, names, args.images, args.warmup, options,
+                         salt=secrets.randbits(63), progress=not args.no_progress)
+    report = {'cpu_knobs': rows, 'images': args.images, 'warmup': args.warmup,
+              'hardware': hardware_info(), 'software': software_versions(),
+              'wall_time_s': time.perf_counter() - started}
+    with open(args.out, 'w', encoding='utf-8') as stream:
+        json.dump(report, stream, indent=2, allow_nan=False)
+        stream.write('\n')
+    print(format_knobs(rows))
     print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
     return 0

@@ -398,7 +398,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
                               progress=not args.no_progress, tolerance_s=args.tolerance,
                               metadata={'command': command})
     finally:
-        policy.close()
+        policy.close(fast=True)   # the command ends here: do not wait on a hung engine
     if args.json:
         print(json.dumps(report['summary'], indent=2))
     else:

@@ -195,7 +195,13 @@ class VllmPolicy:
             from vllm import LLM
             for key, value in platform_defaults().items():
                 options.setdefault(key, value)
-            return LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+            llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+        if os.environ.get(ENGINE_LOG_ENV):
+            # This process's own vLLM logger still writes to the terminal (per-request
+            # statistics, shutdown notes): quiet mode keeps only its errors.
+            import logging
+            logging.getLogger('vllm').setLevel(logging.ERROR)
+        return llm
 
     def engine_report(self) -> dict[str, Any]:
         """Return what the engine runs with: dtype and why, device, start-up (JSON-ready)."""
@@ -422,8 +428,9 @@ def _run_predict(args: Any) -> int:
     try:
         prediction = policy.predict(image, args.instruction)
     finally:
-        policy.close()
+        policy.close(fast=True)
     result = prediction.as_dict()
     result['timings']['startup_s'] = policy.startup_s
+    result['engine'] = policy.engine_report()
     print(json.dumps(result))
     return 0

@@ -80,13 +80,28 @@ def wait_counter(h, name, at_least, timeout=30.0):
     raise AssertionError(f'{name} stayed below {at_least}: {h.diagnostics_values()}')
 
 
+_EXPECTED = {}
+
+
+def expected_action(policy, index, instruction):
+    """Return the engine's own action for a frame, computed once per frame and instruction.
+
+    Greedy decoding is deterministic (test_engine checks it), and one inference costs seconds
+    on a CPU without native bf16, so the reference for a repeated frame is reused.
+    """
+    key = (index, instruction)
+    if key not in _EXPECTED:
+        _EXPECTED[key] = policy.predict(scene_image(index), instruction).action
+    return _EXPECTED[key]
+
+
 def assert_still_correct(graph, policy, index):
     """A good frame after the bad input gives exactly the engine's action."""
     h = graph.harness
     h.clear()
     h.publish_image(index)
     action = h.wait_for('action', 1)[0]
-    expected = policy.predict(scene_image(index), graph.node._instruction).action
+    expected = expected_action(policy, index, h.diagnostics_values()['instruction'])
     np.testing.assert_allclose(action.data, expected)
 
 
@@ -214,7 +229,10 @@ def test_flood_stays_bounded_and_fresh(graph, policy):
     import psutil
     h = graph.harness
     node = graph.node
+    # At least 12 s and at least 4 actions (one action takes ~0.75 s with native bf16 and
+    # several seconds in float32 on 2 AVX2 cores), bounded.
     seconds = 60.0 if SOAK else 12.0
+    wanted, limit = 4, 180.0
     frames = [rgb_to_image_fields(scene_image(i)) for i in range(50)]
     process = psutil.Process()
     gc.collect()
@@ -241,6 +259,8 @@ def test_flood_stays_bounded_and_fresh(graph, policy):
     started = time.monotonic()
     thread.start()
     time.sleep(seconds)
+    while len(node.trace) < wanted and time.monotonic() - started < limit:
+        time.sleep(0.1)
     stop.set()
     thread.join()
     elapsed = time.monotonic() - started
@@ -286,7 +306,7 @@ def test_lifecycle_churn(graph, policy):
                                             f'{baseline_threads}'
         assert h.transition(Transition.TRANSITION_CONFIGURE)
         assert h.transition(Transition.TRANSITION_ACTIVATE)
-        if cycle % 5 == 4 or SOAK:
+        if cycle % 10 == 9 or SOAK:
             assert_still_correct(graph, policy, 10 + cycle)
     assert h.state() == State.PRIMARY_STATE_ACTIVE
     print(f'churn: {cycles} cycles, threads when unconfigured {baseline_threads} '

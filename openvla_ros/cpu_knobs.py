@@ -1,0 +1,144 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""CPU engine settings, and a side-by-side measurement of each (``benchmark --cpu-knobs``).
+
+vLLM's CPU backend binds its OpenMP threads to cores and, on x86 and Arm, reserves one core per
+worker for its scheduler process. On a 2-core machine that leaves the model one core. It also
+suggests preloading tcmalloc and Intel OpenMP. Whether any of that helps is measured here, one
+engine per setting, on the same distinct images, in one run; the package adopts only what
+measured faster (see ``ADOPTED``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from pathlib import Path
+import sys
+from typing import Any, Iterator, Mapping, Sequence
+
+
+def find_library(pattern: str) -> str | None:
+    """Return the path of a shared library matching ``pattern`` (system or this venv), or None."""
+    roots = [sys.prefix + '/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
+             '/usr/lib64', '/usr/lib', '/usr/local/lib']
+    for root in roots:
+        found = sorted(glob.glob(os.path.join(root, pattern)))
+        if found:
+            return found[0]
+    return None
+
+
+def knob_settings() -> dict[str, dict[str, str | None]]:
+    """Return each named setting as the environment it needs (None: library not found)."""
+    tcmalloc = find_library('libtcmalloc_minimal.so.4') or find_library('libtcmalloc.so*')
+    iomp = find_library('libiomp5.so')
+    all_cores = {'VLLM_CPU_NUM_OF_RESERVED_CPU': '0'}
+    return {
+        # vLLM as installed: threads bound to the cores, one core kept for the scheduler.
+        'vllm-default': {},
+        # The model may use every core: the scheduler only waits while the model computes.
+        'all-cores': dict(all_cores),
+        'nobind': {'VLLM_CPU_OMP_THREADS_BIND': 'nobind'},
+        'all-cores+tcmalloc': {**all_cores, 'LD_PRELOAD': tcmalloc},
+        # Intel OpenMP in place of torch's libgomp (it serves the same GOMP_* entry points).
+        'iomp': {'LD_PRELOAD': iomp},
+        'all-cores+iomp': {**all_cores, 'LD_PRELOAD': iomp},
+        'all-cores+iomp+tcmalloc': {**all_cores, 'LD_PRELOAD': f'{iomp}:{tcmalloc}'
+                                    if iomp and tcmalloc else None},
+    }
+
+
+#: Settings this package applies by default on a CPU (measured: see README, "CPU speed").
+ADOPTED = {'VLLM_CPU_NUM_OF_RESERVED_CPU': '0'}
+
+
+def apply_adopted_settings() -> None:
+    """Set the adopted CPU settings unless the user set them (call before the engine starts)."""
+    for key, value in ADOPTED.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def environment(overrides: Mapping[str, str | None]) -> Iterator[None]:
+    """Apply ``overrides`` to ``os.environ`` (inherited by the engine's processes), then undo."""
+    saved = {key: os.environ.get(key) for key in overrides}
+    try:
+        for key, value in overrides.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def measure_knobs(model: str, unnorm_key: str | None, names: Sequence[str], images: int,
+                  warmup: int, engine_options: Mapping[str, Any] | None = None,
+                  salt: int = 0, progress: bool = True) -> list[dict[str, Any]]:
+    """Start one engine per named setting and time it on the same images; return the rows.
+
+    Each row has the setting's environment, the engine start-up and the end-to-end latency
+    statistics; ``speedup`` is the first setting's mean latency over this one's (>1 = faster).
+    """
+    from openvla_ros.benchmark import measure_engine
+    from openvla_ros.policy import VllmPolicy
+
+    settings = knob_settings()
+    unknown = [name for name in names if name not in settings]
+    if unknown or not names:
+        raise ValueError(f'unknown CPU setting(s) {", ".join(unknown) or "(none)"}: choose from '
+                         f'{", ".join(settings)}')
+    rows = []
+    # The adopted defaults would leak into every setting: measure each from vLLM's own.
+    base = {key: None for key in ADOPTED}
+    for name in names:
+        env = settings[name]
+        missing = [key for key, value in env.items() if value is None]
+        if missing:
+            rows.append({'setting': name, 'status': 'skipped',
+                         'reason': 'library not found (install libtcmalloc-minimal4 or '
+                                   'intel-openmp to measure it)'})
+            continue
+        with environment({**base, **env}):
+            policy = VllmPolicy(model, unnorm_key, engine_options=dict(engine_options or {}))
+            try:
+                figures = measure_engine(policy, images, warmup, salt=salt, progress=progress,
+                                         label=name)
+            finally:
+                policy.close()
+        rows.append({'setting': name, 'status': 'measured', 'environment': env,
+                     'startup_s': policy.startup_s, 'dtype': policy.dtype_choice.dtype,
+                     'e2e_ms': figures['e2e_ms'], 'ttft_ms': figures['ttft_ms']})
+    measured = [row for row in rows if row['status'] == 'measured']
+    if measured:
+        reference = measured[0]['e2e_ms']['mean']
+        for row in measured:
+            row['speedup'] = reference / row['e2e_ms']['mean']
+    return rows
+
+
+def format_knobs(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Return the side-by-side table of ``measure_knobs`` rows."""
+    if not rows:
+        return 'cpu settings: nothing measured'
+    first = next((r['setting'] for r in rows if r['status'] == 'measured'), '?')
+    lines = [f"cpu settings, one engine each, same images; speed-up vs {first}",
+             f"{'setting':<22}{'start-up s':>11}{'E2E ms mean (p95)':>22}{'speed-up':>10}  env"]
+    for row in rows:
+        if row['status'] != 'measured':
+            lines.append(f"{row['setting']:<22}skipped: {row['reason']}")
+            continue
+        e2e = row['e2e_ms']
+        env = ' '.join(f'{k}={Path(v).name if k == "LD_PRELOAD" else v}'
+                       for k, v in row['environment'].items()) or '(vLLM defaults)'
+        cell = f"{e2e['mean']:.0f} ({e2e['p95']:.0f})"
+        lines.append(f"{row['setting']:<22}{row['startup_s']:>11.1f}{cell:>22}"
+                     f"{row['speedup']:>9.2f}x  {env}")
+    return '\n'.join(lines)

@@ -1,0 +1,52 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""``openvla-ros doctor`` on this machine, and its verdict logic."""
+
+import json
+import subprocess
+import sys
+
+from openvla_ros import doctor
+
+
+def _cpu_flags():
+    with open('/proc/cpuinfo', encoding='utf-8') as stream:
+        for line in stream:
+            if line.startswith('flags'):
+                return set(line.split(':', 1)[1].split())
+    return set()
+
+
+def test_doctor_on_this_machine_names_the_cpu_and_the_dtype():
+    done = subprocess.run([sys.executable, '-m', 'openvla_ros.cli', 'doctor', '--json'],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    flags = _cpu_flags()
+    native = bool(flags & {'avx512_bf16', 'amx_bf16'})
+    assert report['device'] == 'cpu'      # no GPU on the machines this suite runs on
+    assert report['dtype'] == ('bfloat16' if native else 'float32')
+    assert ('AVX2' in report['cpu_kind']) == ('avx512f' not in flags and 'avx2' in flags)
+    names = [check['name'] for check in report['checks']]
+    for name in ('cpu', 'dtype auto', 'vllm', 'torch', 'rclpy', 'expected latency'):
+        assert name in names
+    assert not [c for c in report['checks'] if c['level'] == 'FAIL']
+
+
+def test_doctor_text_output_has_one_verdict_per_line():
+    done = subprocess.run([sys.executable, '-m', 'openvla_ros.cli', 'doctor'],
+                          capture_output=True, text=True, timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0
+    assert all(line[:6] in ('[ OK ]', '[WARN]', '[FAIL]') for line in lines[:-1])
+    assert lines[-1].startswith('doctor: ')
+
+
+def test_a_failed_check_fails_the_command(monkeypatch, capsys):
+    monkeypatch.setattr(doctor.importlib.util, 'find_spec',
+                        lambda name: None if name == 'vllm' else object())
+    check = doctor.check_vllm()
+    assert check.level == doctor.FAIL and 'setup_venv' in check.fix
+    monkeypatch.setattr(doctor, 'diagnose', lambda: ([check], {'dtype': 'float32'}))
+    assert doctor._run(type('Args', (), {'json': False})()) == 1
+    assert '[FAIL] vllm: not installed' in capsys.readouterr().out
