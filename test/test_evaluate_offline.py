@@ -267,11 +267,13 @@ def fake_engine(monkeypatch):
     built = []
 
     class FakeVllmPolicy(FakePolicy):
-        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None):
+        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None,
+                     preparation=None, statistics_file=None):
             """Fail or return NaN on the given call numbers."""
             super().__init__()
             self.model, self.unnorm_key = model, unnorm_key
             self.engine_options = engine_options
+            self.preparation, self.statistics_file = preparation, statistics_file
             self.closed = False
             built.append(self)
 
