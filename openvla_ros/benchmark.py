@@ -252,11 +252,19 @@ class _RecordingPolicy:
         """Leave the engine to its owner."""
 
 
+#: Diagnostics values that stay text even when they read as numbers (a hash of hex digits).
+_TEXT_DIAGNOSTICS = ('statistics_hash', 'statistics_source', 'image_preprocessing',
+                     'instruction', 'last_error')
+
+
 def _diagnostic_values(node: Any) -> dict[str, Any]:
     """Return the node's diagnostics values, numbers converted."""
     values: dict[str, Any] = {}
     for item in node.diagnostics_status().values:
         text = item.value
+        if item.key in _TEXT_DIAGNOSTICS:
+            values[item.key] = text
+            continue
         try:
             number = float(text)
         except ValueError:

@@ -40,7 +40,7 @@ from openvla_ros.actions import ACTION_NAMES
 from openvla_ros.conditioning import Command, Conditioning, validate
 from openvla_ros.images import ImageError, msg_to_rgb
 from openvla_ros.inference_loop import Counters, FrameSlot, RollingStats, Throttle
-from openvla_ros.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
+from openvla_ros.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation, PREPROCESSING_MODES
 from openvla_ros.prompt import clean_instruction, InstructionError
 
 _READ_ONLY = 'read-only: change it in the parameter file and reconfigure the node'
@@ -371,11 +371,13 @@ class OpenVlaPolicyNode(LifecycleNode):
         mode = get('image_preprocessing').value
         crop = get('center_crop').value
         scale = get('center_crop_scale').value
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f'image_preprocessing must be one of '
+                             f'{", ".join(PREPROCESSING_MODES)}, got {mode!r}')
         if isinstance(scale, int) and not isinstance(scale, bool):
             scale = float(scale)   # an integer in the parameter file (center_crop_scale: 1)
         # ImagePreparation names the parameter and the allowed values in its messages.
-        return ImagePreparation(mode=str(mode).strip(), center_crop=crop,
-                                center_crop_scale=scale)
+        return ImagePreparation(mode=mode, center_crop=crop, center_crop_scale=scale)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Arm the outputs and start the inference worker."""
@@ -778,7 +780,7 @@ def _configure_hint(error: BaseException) -> str:
                 f'{DEFAULT_CROP_SCALE}')
     if 'center_crop' in text:
         return ' -> set the center_crop parameter to true or false'
-    if 'preprocessing mode' in text:
+    if 'image_preprocessing' in text or 'preprocessing mode' in text:
         return " -> set the image_preprocessing parameter to 'processor' or 'training'"
     if isinstance(error, FileNotFoundError) or 'does not exist' in text:
         return ' -> set the model parameter to a checkpoint directory or hub id'
