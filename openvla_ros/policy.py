@@ -108,9 +108,11 @@ def add_preprocessing_arguments(parser: Any, statistics: bool = True,
                             f'{"not checked" if expected else "%(default)s"})')
     if statistics:
         group.add_argument('--statistics-file', default=None, metavar='FILE',
-                           help='statistics in dataset_statistics.json layout to unnormalize '
-                                "with; overrides the checkpoint's dataset_statistics.json and "
-                                'config.json norm_stats')
+                           help=('the statistics_file the node must run with (default not '
+                                 'checked)' if expected else
+                                 'statistics in dataset_statistics.json layout to unnormalize '
+                                 "with; overrides the checkpoint's dataset_statistics.json and "
+                                 'config.json norm_stats'))
 
 
 def preparation_from_args(args: Any) -> ImagePreparation:

@@ -318,6 +318,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             from openvla_ros.policy import VllmPolicy
             factory = VllmPolicy
         self._engine_state = 'loading'
+        self._provenance = dict.fromkeys(self._provenance, '')
         statistics_file = str(self.get_parameter('statistics_file').value or '').strip() or None
         try:
             preparation = self._preparation_from_parameters()
@@ -460,6 +461,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         self._pending = None
+        self._provenance = dict.fromkeys(self._provenance, '')
         if policy is not None:
             started = time.monotonic()
             try:

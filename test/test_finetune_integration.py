@@ -455,6 +455,9 @@ def test_node_statistics_file_overrides_the_checkpoint(checkpoint, statistics_fi
     assert values['statistics_hash'] == canonical_hash('lab_arm', OVERRIDE['lab_arm']['action'])
     assert values['statistics_source'] == f'statistics_file {statistics_file}'
     assert values['image_preprocessing'] == 'processor'
+    # Cleanup frees the policy: its provenance goes with it.
+    assert graph.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert graph.diagnostics()['statistics_hash'] == ''
 
 
 @pytest.mark.parametrize('parameters, phrase, reaches_factory', [
