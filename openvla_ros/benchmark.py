@@ -217,6 +217,7 @@ class _RecordingPolicy:
         self._policy = policy
         self.decoder = policy.decoder
         self.model = getattr(policy, 'model', None)
+        self.preparation = getattr(policy, 'preparation', None)
         self.calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._busy = 0
@@ -251,11 +252,19 @@ class _RecordingPolicy:
         """Leave the engine to its owner."""
 
 
+#: Diagnostics values that stay text even when they read as numbers (a hash of hex digits).
+_TEXT_DIAGNOSTICS = ('statistics_hash', 'statistics_source', 'image_preprocessing',
+                     'instruction', 'last_error')
+
+
 def _diagnostic_values(node: Any) -> dict[str, Any]:
     """Return the node's diagnostics values, numbers converted."""
     values: dict[str, Any] = {}
     for item in node.diagnostics_status().values:
         text = item.value
+        if item.key in _TEXT_DIAGNOSTICS:
+            values[item.key] = text
+            continue
         try:
             number = float(text)
         except ValueError:
@@ -288,7 +297,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     from tqdm import tqdm
 
     from openvla_ros.images import rgb_to_image_fields
-    from openvla_ros.policy_node import OpenVlaPolicyNode
+    from openvla_ros.policy_node import OpenVlaPolicyNode, preparation_parameters
 
     if not (math.isfinite(camera_hz) and camera_hz > 0):
         raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
@@ -314,6 +323,8 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
             Parameter('model', value=str(getattr(policy, 'model', '') or 'injected')),
             Parameter('unnorm_key', value=str(policy.decoder.unnorm_key or '')),
             Parameter('diagnostics_period', value=0.5),
+            *preparation_parameters(getattr(policy, 'preparation', None),
+                                    getattr(policy, 'statistics_file', None)),
         ])
         nodes.append(node)
         harness = rclpy.create_node('openvla_benchmark_camera', namespace=namespace,
@@ -471,7 +482,8 @@ def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
         'diagnostics': {key: diagnostics.get(key) for key in (
             'latency_p50_s', 'latency_p95_s', 'action_rate_hz', 'frames_received',
             'frames_superseded', 'frames_used', 'frames_stale', 'last_frame_age_s', 'actions',
-            'engine_errors', 'no_instruction')},
+            'engine_errors', 'no_instruction', 'image_preprocessing', 'statistics_source',
+            'statistics_hash')},
         'samples': samples,
         'definitions': {
             'samples': 'per action, seconds since the first camera frame: image stamp, '
@@ -499,13 +511,15 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                   node_seconds: float = 20.0, engine_options: Mapping[str, Any] | None = None,
                   trust_remote_code: bool = False, policy: Any = None,
                   instruction: str = DEFAULT_INSTRUCTION, out: Path | str | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, preparation: Any = None,
+                  statistics_file: str | None = None) -> dict[str, Any]:
     """Benchmark each engine mode, then the node on the last measured engine; return the report.
 
     With ``policy`` (an already loaded :class:`~openvla_ros.policy.VllmPolicy`), only the mode
     that engine runs in is measured and the engine is left open; otherwise one engine per mode
     is built from ``model`` and closed before the next. ``node_seconds`` 0 skips the node
-    figure. With ``out`` the report is also written there as JSON.
+    figure. ``preparation`` and ``statistics_file`` go to the engines built here (a given
+    ``policy`` keeps its own). With ``out`` the report is also written there as JSON.
     """
     _check(images, warmup, modes, camera_hz, node_seconds)
     if policy is None and not model:
@@ -524,6 +538,8 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
     identity = {'model': str(getattr(policy, 'model', None) or model),
                 'unnorm_key': getattr(getattr(policy, 'decoder', None), 'unnorm_key',
                                       unnorm_key)}
+    if policy is not None:
+        identity.update(_provenance(policy))
     for mode in modes:
         entry: dict[str, Any] = {'mode': mode}
         if mode == 'graph' and on_cpu:
@@ -539,7 +555,8 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
             options = dict(engine_options or {})
             options['enforce_eager'] = mode == 'eager'
             current = VllmPolicy(model, unnorm_key, trust_remote_code=trust_remote_code,
-                                 engine_options=options)
+                                 engine_options=options, preparation=preparation,
+                                 statistics_file=statistics_file)
         else:
             current = policy
         try:
@@ -550,7 +567,8 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
             if callable(report_engine):
                 entry['engine'] = _jsonable_options(report_engine())
             settings = entry['engine_options']
-            identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key}
+            identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key,
+                        **_provenance(current)}
             measure_started = time.perf_counter()
             entry.update(measure_engine(current, images, warmup, instruction, salt, progress,
                                         label=mode))
@@ -597,6 +615,16 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
             json.dump(report, stream, indent=2, allow_nan=False)
             stream.write('\n')
     return report
+
+
+def _provenance(policy: Any) -> dict[str, Any]:
+    """Return the policy's image preparation and statistics source and hash, for the report."""
+    preparation = getattr(policy, 'preparation', None)
+    provenance = getattr(getattr(policy, 'decoder', None), 'provenance', None)
+    found = provenance() if callable(provenance) else {}
+    return {'image_preprocessing': preparation.describe() if preparation is not None else None,
+            'statistics_source': found.get('statistics_source'),
+            'statistics_hash': found.get('statistics_hash')}
 
 
 def _rclpy_missing() -> str | None:
@@ -682,7 +710,8 @@ def format_tables(report: Mapping[str, Any]) -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``benchmark`` subcommand."""
-    from openvla_ros.policy import add_engine_arguments
+    from openvla_ros.cpu_knobs import KNOB_NAMES
+    from openvla_ros.policy import add_engine_arguments, add_preprocessing_arguments
     parser = subparsers.add_parser(
         'benchmark', help='measure TTFT, TPOT, end-to-end latency and the node\'s action rate',
         description='Measure the engine per execution mode (eager; CUDA graphs where the '
@@ -712,21 +741,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--cpu-knobs', default=None, metavar='SETTINGS',
                         help='instead of the modes and the node: compare CPU engine settings '
                              'side by side, one engine each on the same images (comma-separated '
-                             'from: vllm-default, all-cores, nobind, all-cores+tcmalloc, '
-                             'all-cores+iomp; the first is the reference)')
+                             'from: ' + ', '.join(KNOB_NAMES) + '; the first is the '
+                             'reference)')
+    add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=_benchmark_command)
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
     from openvla_ros.evaluate import _precheck_unnorm_key
-    from openvla_ros.policy import engine_options_from_args
+    from openvla_ros.policy import (engine_options_from_args, preparation_from_args,
+                                    statistics_file_from_args)
     from openvla_ros.prompt import clean_instruction
 
     modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
     _check(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
     clean_instruction(args.instruction)
-    _precheck_unnorm_key(args.model, args.unnorm_key)
+    preparation = preparation_from_args(args)
+    statistics_file = statistics_file_from_args(args)
+    _precheck_unnorm_key(args.model, args.unnorm_key, statistics_file)
     options = engine_options_from_args(args)
     if args.cpu_knobs:
         return _knobs_command(args, options)
@@ -736,7 +769,8 @@ def _benchmark_command(args: argparse.Namespace) -> int:
                            node_seconds=args.node_seconds, engine_options=options,
                            trust_remote_code=args.trust_remote_code,
                            instruction=args.instruction, out=args.out,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, preparation=preparation,
+                           statistics_file=statistics_file)
     print(format_tables(report))
     print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
     return 0

@@ -20,6 +20,7 @@ import time
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
     'openvla_ros.policy',
+    'openvla_ros.prepare_image',
     'openvla_ros.test_model',
     'openvla_ros.demo',
     'openvla_ros.bags',
@@ -38,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every available subcommand."""
     parser = argparse.ArgumentParser(
         prog='openvla-ros',
-        description='OpenVLA vision-language-action policy tools: predict, demo, evaluate, '
-                    'replay, make-bag, benchmark, make-test-model.')
+        description='OpenVLA vision-language-action policy tools: predict, prepare-image, '
+                    'demo, evaluate, replay, make-bag, benchmark, make-test-model.')
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log engine and library messages')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')

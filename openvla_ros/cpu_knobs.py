@@ -19,6 +19,11 @@ import sys
 from typing import Any, Iterator, Mapping, Sequence
 
 
+#: The settings ``benchmark --cpu-knobs`` can compare, in the order of ``knob_settings``.
+KNOB_NAMES = ('vllm-default', 'all-cores', 'nobind', 'all-cores+tcmalloc', 'iomp',
+              'all-cores+iomp', 'all-cores+iomp+tcmalloc')
+
+
 def find_library(pattern: str) -> str | None:
     """Return the path of a shared library matching ``pattern`` (system or this venv), or None."""
     roots = [sys.prefix + '/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',

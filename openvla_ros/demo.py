@@ -14,7 +14,9 @@ import threading
 import time
 from typing import Any
 
-from openvla_ros.policy import add_engine_arguments, engine_options_from_args
+from openvla_ros.policy import (add_engine_arguments, add_preprocessing_arguments,
+                                engine_options_from_args, preparation_from_args,
+                                statistics_file_from_args)
 
 DISCLAIMER = (
     'NOTE: the generated test checkpoint has random weights, so these actions are meaningless; '
@@ -40,6 +42,7 @@ def register(subparsers: Any) -> None:
                         help='seconds to run after the node is active (default %(default)s)')
     parser.add_argument('--camera-hz', type=float, default=30.0,
                         help='rate of the generated camera (default %(default)s)')
+    add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=_run)
 
@@ -47,6 +50,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.camera_hz <= 0:
         raise ValueError('--duration and --camera-hz must be positive')
+    preparation = preparation_from_args(args)   # a bad --center-crop-scale fails right here
     model = args.model
     if model is None:
         from openvla_ros.test_model import cached_test_model
@@ -56,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     print(DISCLAIMER, flush=True)
     result = run_demo(model, args.unnorm_key, args.instruction, args.duration,
                       args.camera_hz, engine_options_from_args(args),
-                      trust_remote_code=args.trust_remote_code)
+                      trust_remote_code=args.trust_remote_code, preparation=preparation,
+                      statistics_file=statistics_file_from_args(args))
     if result['actions'] > 0:
         return 0
     print(f"[demo] FAILED: no action in {result.get('seconds', args.duration):.0f} s: "
@@ -71,8 +76,12 @@ WAITING_REPORT_S = 10.0
 
 
 def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
-             camera_hz: float, engine_options: dict, trust_remote_code: bool = False) -> dict:
+             camera_hz: float, engine_options: dict, trust_remote_code: bool = False,
+             preparation: Any = None, statistics_file: str | None = None) -> dict:
     """Run node + camera + listener for ``duration`` seconds once active; return a summary.
+
+    ``preparation`` (an :class:`~openvla_ros.preprocessing.ImagePreparation`) and
+    ``statistics_file`` become the node's image preparation and statistics parameters.
 
     The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
     first action, the rate counted from the first action, and the engine figures.
@@ -86,14 +95,15 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     from std_msgs.msg import Float64MultiArray, String
 
     from openvla_ros.images import rgb_to_image_fields
-    from openvla_ros.policy_node import OpenVlaPolicyNode
+    from openvla_ros.policy_node import OpenVlaPolicyNode, preparation_parameters
     from openvla_ros.synthetic import scene_image
 
     # The demo's camera and node live in this process: keep their DDS traffic on loopback.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     rclpy.init()
     node = OpenVlaPolicyNode(parameter_overrides=_node_parameters(
-        Parameter, model, unnorm_key, instruction, engine_options, trust_remote_code))
+        Parameter, model, unnorm_key, instruction, engine_options, trust_remote_code)
+        + preparation_parameters(preparation, statistics_file))
     peer = rclpy.create_node('openvla_demo')
     camera = peer.create_publisher(Image, 'image', 10)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -139,7 +149,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
             return summary
         status = _status(node)
         print(f"[demo] engine ready in {float(status['engine_startup_s']):.0f} s; dtype "
-              f"{status['engine_dtype']} ({status['engine_dtype_reason']})", flush=True)
+              f"{status['engine_dtype']} ({status['engine_dtype_reason']}); images "
+              f"{status['image_preprocessing']}; statistics hash {status['statistics_hash']} "
+              f"from {status['statistics_source']}", flush=True)
         node.trigger_activate()
         started[0] = time.monotonic()
         superseded_before = int(_status(node)['frames_superseded'])

@@ -59,15 +59,25 @@ def _check_options(stride: int, limit: int | None, warmup: int) -> None:
 
 
 def _policy_metadata(policy: Any) -> dict[str, Any]:
-    """Return what the policy tells about itself (model, unnorm_key, engine options)."""
+    """Return what the policy tells about itself.
+
+    Model, unnorm_key, engine options, start-up, image preparation and the statistics'
+    source and hash (None where the policy does not say).
+    """
     decoder = getattr(policy, 'decoder', None)
     options = getattr(policy, 'engine_options', None) or {}
+    provenance = getattr(decoder, 'provenance', None)
+    found = provenance() if callable(provenance) else {}
+    preparation = getattr(policy, 'preparation', None)
     return {
         'model': getattr(policy, 'model', None),
         'unnorm_key': getattr(decoder, 'unnorm_key', getattr(policy, 'unnorm_key', None)),
         'engine_options': {k: v for k, v in options.items()
                            if isinstance(v, (str, int, float, bool)) or v is None},
         'startup_s': getattr(policy, 'startup_s', None),
+        'image_preprocessing': preparation.describe() if preparation is not None else None,
+        'statistics_source': found.get('statistics_source'),
+        'statistics_hash': found.get('statistics_hash'),
     }
 
 
@@ -264,6 +274,9 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         f"- Bag: `{meta.get('bag')}` ({meta.get('storage')}, images on "
         f"`{meta.get('image_topic')}`, ground truth from `{meta.get('ground_truth_source')}`)",
         f"- Model: `{meta.get('model')}`, unnorm_key `{meta.get('unnorm_key')}`",
+        f"- Statistics: hash `{meta.get('statistics_hash') or 'n/a'}` from "
+        f"{meta.get('statistics_source') or 'n/a'}; image preprocessing "
+        f"`{meta.get('image_preprocessing') or 'n/a'}`",
         f"- Run: {meta.get('timestamp')}, wall time {meta.get('wall_time_s', 0.0):.1f} s, "
         f"{run}warm-up {options.get('warmup')}",
     ]
@@ -333,31 +346,32 @@ def format_table(report: Mapping[str, Any]) -> str:
 # Command line
 
 
-def _precheck_unnorm_key(model: str, unnorm_key: str | None) -> None:
-    """Refuse a bad unnorm_key before the engine's long start-up, whenever the config is here.
+def _precheck_unnorm_key(model: str, unnorm_key: str | None,
+                         statistics_file: str | None = None) -> None:
+    """Refuse a bad unnorm_key or statistics file before the engine's long start-up.
 
     Local checkpoints are read directly; hub checkpoints only if their config.json is already
     in the Hugging Face cache (no network access here: otherwise the engine checks after load).
+    ``statistics_file`` overrides the checkpoint's statistics, as it will in the engine.
     """
-    from openvla_ros.actions import ActionDecoder
+    from openvla_ros.actions import ActionDecoder, load_model_config
     from openvla_ros.policy import resolve_model
 
     resolved, is_local = resolve_model(model)
     if is_local:
-        ActionDecoder.from_model_config(resolved, unnorm_key)
+        ActionDecoder.from_model_config(resolved, unnorm_key, statistics_file)
         return
+    if statistics_file:
+        load_model_config({}, statistics_file)   # the file itself, whatever the cache holds
     try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return
-    cached = try_to_load_from_cache(resolved, 'config.json')
-    if isinstance(cached, str):
-        ActionDecoder.from_model_config(cached, unnorm_key)
+        ActionDecoder.from_model_config(resolved, unnorm_key, statistics_file)
+    except FileNotFoundError:
+        return   # not in the local cache: the engine checks the key once it has the config
 
 
 def register(subparsers: Any) -> None:
     """Add the ``evaluate`` subcommand."""
-    from openvla_ros.policy import add_engine_arguments
+    from openvla_ros.policy import add_engine_arguments, add_preprocessing_arguments
     parser = subparsers.add_parser(
         'evaluate', help='score the policy on a rosbag2 with ground-truth actions',
         description='Run OpenVLA on every frame of a rosbag2, compare with the recorded '
@@ -377,6 +391,7 @@ def register(subparsers: Any) -> None:
                         help='evaluate every Nth frame (default 1)')
     parser.add_argument('--limit', type=int, default=None, metavar='N',
                         help='send at most N frames to the policy')
+    add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=_evaluate_command)
 
@@ -385,11 +400,15 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     _check_options(args.stride, args.limit, args.warmup)
     # The bag first, then the key: both fail in milliseconds, the engine takes minutes.
     bag = read_bag_from_args(args)
-    _precheck_unnorm_key(args.model, args.unnorm_key)
-    from openvla_ros.policy import VllmPolicy, engine_options_from_args
+    from openvla_ros.policy import (engine_options_from_args, preparation_from_args,
+                                    statistics_file_from_args, VllmPolicy)
+    preparation = preparation_from_args(args)
+    statistics_file = statistics_file_from_args(args)
+    _precheck_unnorm_key(args.model, args.unnorm_key, statistics_file)
     policy = VllmPolicy(args.model, args.unnorm_key,
                         trust_remote_code=bool(getattr(args, 'trust_remote_code', False)),
-                        engine_options=engine_options_from_args(args))
+                        engine_options=engine_options_from_args(args), preparation=preparation,
+                        statistics_file=statistics_file)
     try:
         command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                    if k != 'func'}

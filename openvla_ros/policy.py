@@ -14,6 +14,8 @@ import numpy as np
 
 from openvla_ros.actions import ACTION_DIM, ActionDecoder, load_model_config
 from openvla_ros.hardware import DTYPE_CHOICES, detect_machine, DtypeChoice, resolve_dtype
+from openvla_ros.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation, prepare,
+                                       PREPROCESSING_MODES)
 from openvla_ros.prompt import GENERATED_TOKENS, prompt_token_ids
 
 #: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
@@ -79,6 +81,56 @@ def engine_options_from_args(args: Any) -> dict[str, Any]:
     return options
 
 
+def add_preprocessing_arguments(parser: Any, statistics: bool = True,
+                                expected: bool = False) -> None:
+    """Add the image-preparation flags (and ``--statistics-file``) for fine-tuned checkpoints.
+
+    ``statistics`` False leaves out ``--statistics-file`` (commands that decode no action).
+    ``expected`` True is for commands that talk to a node started elsewhere (``replay``): the
+    flags then default to None, meaning "not asked", and state what the node must run with.
+    """
+    group = parser.add_argument_group(
+        'image preparation and statistics (fine-tuned checkpoints, see the README)')
+    verb = 'expect the node to prepare' if expected else 'prepare'
+    group.add_argument('--image-preprocessing', default=None if expected else 'processor',
+                       choices=PREPROCESSING_MODES,
+                       help=f'{verb} frames this way: processor = as they are (the '
+                            "model's processor resizes, bicubic); training = JPEG round trip "
+                            '+ Lanczos3 resize to 224, as the reference evaluation of '
+                            'fine-tuned checkpoints (default '
+                            f'{"not checked" if expected else "%(default)s"})')
+    group.add_argument('--center-crop', action='store_true', default=None if expected else False,
+                       help='crop the centred --center-crop-scale of the area and resize back '
+                            'to 224, for checkpoints fine-tuned with random-crop augmentation')
+    group.add_argument('--center-crop-scale', type=float,
+                       default=None if expected else DEFAULT_CROP_SCALE, metavar='S',
+                       help='area fraction kept by --center-crop, in (0, 1] (default '
+                            f'{"not checked" if expected else "%(default)s"})')
+    if statistics:
+        group.add_argument('--statistics-file', default=None, metavar='FILE',
+                           help=('the statistics_file the node must run with (default not '
+                                 'checked)' if expected else
+                                 'statistics in dataset_statistics.json layout to unnormalize '
+                                 "with; overrides the checkpoint's dataset_statistics.json and "
+                                 'config.json norm_stats'))
+
+
+def preparation_from_args(args: Any) -> ImagePreparation:
+    """Return the :class:`ImagePreparation` the shared flags ask for (ValueError if invalid)."""
+    def given(name: str, default: Any) -> Any:
+        value = getattr(args, name, None)
+        return default if value is None else value
+    return ImagePreparation(mode=given('image_preprocessing', 'processor'),
+                            center_crop=bool(given('center_crop', False)),
+                            center_crop_scale=float(given('center_crop_scale',
+                                                          DEFAULT_CROP_SCALE)))
+
+
+def statistics_file_from_args(args: Any) -> str | None:
+    """Return ``--statistics-file``, or None when it is not given."""
+    return getattr(args, 'statistics_file', None) or None
+
+
 class ModelNotFoundError(FileNotFoundError):
     """The model is neither a local checkpoint directory nor a plausible hub id."""
 
@@ -141,23 +193,32 @@ class VllmPolicy:
     def __init__(self, model: str, unnorm_key: str | None, *,
                  trust_remote_code: bool = False,
                  engine_options: Mapping[str, Any] | None = None,
-                 llm: Any = None):
+                 llm: Any = None,
+                 preparation: ImagePreparation | None = None,
+                 statistics_file: str | os.PathLike | None = None):
         """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
 
         ``engine_options`` go to ``vllm.LLM`` as they are (dtype, gpu_memory_utilization,
         max_model_len, enforce_eager, quantization, seed, ...); ``max_num_seqs`` is always 1,
         since a policy serves one observation at a time and batching would only add latency.
         ``llm`` injects an already built engine (tests, or a wrapped engine for fault drills).
+        ``preparation`` says how :meth:`predict` prepares every image before the engine's
+        processor (default: unchanged); ``statistics_file`` overrides the checkpoint's
+        unnormalization statistics (``dataset_statistics.json`` layout).
         """
         self.model, self.is_local = resolve_model(model)
         self._lock = threading.Lock()
-        # Unnormalization needs only the config; read it before the engine so a bad key fails
-        # in milliseconds, not after the engine's long start-up.
-        if self.is_local:
-            self.decoder = ActionDecoder.from_model_config(self.model, unnorm_key)
-        else:
-            self.decoder = None
-            self._unnorm_key = unnorm_key
+        if preparation is None:
+            preparation = ImagePreparation()
+        if not isinstance(preparation, ImagePreparation):
+            raise TypeError(f'preparation must be an ImagePreparation, got {preparation!r}')
+        #: How every image is prepared before the engine's processor sees it.
+        self.preparation: ImagePreparation = preparation
+        self.statistics_file = str(statistics_file) if statistics_file else None
+        # Unnormalization needs only the config; read it before the engine so a bad key or a
+        # bad statistics file fails in milliseconds, not after the engine's long start-up.
+        self.decoder = self._early_decoder(unnorm_key)
+        self._unnorm_key = unnorm_key
         options = dict(DEFAULT_ENGINE_OPTIONS)
         options.update(engine_options or {})
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
@@ -184,11 +245,33 @@ class VllmPolicy:
         self.tokenizer = self.llm.get_tokenizer()
         if self.decoder is None:
             try:
-                self.decoder = ActionDecoder.from_model_config(self._hub_config(), unnorm_key)
+                self.decoder = self._hub_decoder(unnorm_key)
             except ValueError:
                 self.close()  # a bad key must not leave an engine holding the accelerator
                 raise
         self._sampling = self._sampling_params()
+
+    def _early_decoder(self, unnorm_key: str | None) -> ActionDecoder | None:
+        """Return the decoder when the config is on this machine; None: wait for the engine."""
+        if self.is_local:
+            return ActionDecoder.from_model_config(self.model, unnorm_key, self.statistics_file)
+        if self.statistics_file:
+            # Check the file itself now; the key is checked once the config is known.
+            load_model_config({}, self.statistics_file)
+        try:
+            # A hub checkpoint already in the local cache, with its dataset_statistics.json.
+            return ActionDecoder.from_model_config(self.model, unnorm_key, self.statistics_file)
+        except FileNotFoundError:
+            return None  # not cached yet: vLLM downloads it, then _hub_decoder reads it
+
+    def _hub_decoder(self, unnorm_key: str | None) -> ActionDecoder:
+        """Return the decoder of a hub checkpoint once the engine has fetched it."""
+        try:
+            # The cache now holds config.json (and dataset_statistics.json if vLLM took it).
+            return ActionDecoder.from_model_config(self.model, unnorm_key, self.statistics_file)
+        except FileNotFoundError:
+            return ActionDecoder.from_model_config(self._hub_config(), unnorm_key,
+                                                   self.statistics_file)
 
     def _build_engine(self, options: dict) -> Any:
         with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
@@ -204,11 +287,18 @@ class VllmPolicy:
         return llm
 
     def engine_report(self) -> dict[str, Any]:
-        """Return what the engine runs with: dtype and why, device, start-up (JSON-ready)."""
+        """Return what the engine runs with, JSON-ready.
+
+        Dtype and why, device, start-up, the image preparation (``image_preprocessing``, as
+        :meth:`ImagePreparation.describe` writes it) and the statistics' provenance
+        (``unnorm_key``, ``statistics_source``, ``statistics_hash``).
+        """
         report = self.dtype_choice.as_dict()
         report.update({'startup_s': self.startup_s,
                        'enforce_eager': bool(self.engine_options.get('enforce_eager', False)),
-                       'max_model_len': self.max_model_len})
+                       'max_model_len': self.max_model_len,
+                       'image_preprocessing': self.preparation.describe()})
+        report.update(self.decoder.provenance())
         return report
 
     def _hub_config(self) -> dict:
@@ -231,13 +321,14 @@ class VllmPolicy:
         return prompt_token_ids(self.tokenizer, instruction, max_model_len=self.max_model_len)
 
     def predict(self, image: Any, instruction: str) -> Prediction:
-        """Return the action for one RGB image (PIL image or HxWx3 uint8 array)."""
-        from openvla_ros.images import rgb_to_pil
+        """Return the action for one RGB image (PIL image or HxWx3 uint8 array).
+
+        The image is prepared as :attr:`preparation` says (unchanged by default) before it goes
+        to the engine, whose processor then resizes it to 224 x 224 and normalizes it.
+        """
         started = time.perf_counter()
         ids = self.prompt_ids(instruction)
-        pil = image if hasattr(image, 'mode') else rgb_to_pil(np.asarray(image))
-        if pil.mode != 'RGB':
-            pil = pil.convert('RGB')
+        pil = prepare(image, self.preparation)
         request = {'prompt_token_ids': ids, 'multi_modal_data': {'image': pil}}
         with self._lock:
             submitted = time.perf_counter()
@@ -392,8 +483,9 @@ def register(subparsers: Any) -> None:
     """Add the ``predict`` subcommand: one image and instruction in, one JSON action out."""
     parser = subparsers.add_parser(
         'predict', help='predict one action for an image file and an instruction (JSON out)',
-        description='Run the policy once and print {"action", "names", "token_ids", "timings"} '
-                    'as one JSON object on stdout.')
+        description='Run the policy once and print {"action", "names", "token_ids", "timings", '
+                    '"engine"} as one JSON object on stdout ("engine": dtype, image '
+                    'preparation, unnorm_key and the statistics\' source and hash).')
     parser.add_argument('--model', required=True,
                         help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
     parser.add_argument('--unnorm-key', default=None,
@@ -401,6 +493,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--image', required=True, help='image file (PNG, JPEG, ...)')
     parser.add_argument('--instruction', required=True,
                         help='task, e.g. "put the spoon on the towel"')
+    add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=_run_predict)
 
@@ -423,14 +516,17 @@ def _run_predict(args: Any) -> int:
     # Check the instruction before the engine's long start-up.
     from openvla_ros.prompt import clean_instruction
     clean_instruction(args.instruction)
+    preparation = preparation_from_args(args)
     policy = VllmPolicy(args.model, args.unnorm_key, trust_remote_code=args.trust_remote_code,
-                        engine_options=engine_options_from_args(args))
+                        engine_options=engine_options_from_args(args), preparation=preparation,
+                        statistics_file=statistics_file_from_args(args))
     try:
         prediction = policy.predict(image, args.instruction)
+        engine = policy.engine_report()
     finally:
         policy.close(fast=True)
     result = prediction.as_dict()
     result['timings']['startup_s'] = policy.startup_s
-    result['engine'] = policy.engine_report()
+    result['engine'] = engine
     print(json.dumps(result))
     return 0

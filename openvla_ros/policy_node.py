@@ -40,6 +40,7 @@ from openvla_ros.actions import ACTION_NAMES
 from openvla_ros.conditioning import Command, Conditioning, validate
 from openvla_ros.images import ImageError, msg_to_rgb
 from openvla_ros.inference_loop import Counters, FrameSlot, RollingStats, Throttle
+from openvla_ros.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation, PREPROCESSING_MODES
 from openvla_ros.prompt import clean_instruction, InstructionError
 
 _READ_ONLY = 'read-only: change it in the parameter file and reconfigure the node'
@@ -53,7 +54,8 @@ class OpenVlaPolicyNode(LifecycleNode):
     """Lifecycle node publishing OpenVLA end-effector commands from camera frames."""
 
     #: Builds the policy in ``on_configure``; a documented hook for tests and fault drills,
-    #: called as ``policy_factory(model, unnorm_key, trust_remote_code=..., engine_options=...)``.
+    #: called as ``policy_factory(model, unnorm_key, trust_remote_code=..., engine_options=...,
+    #: preparation=..., statistics_file=...)`` like :class:`~openvla_ros.policy.VllmPolicy`.
     policy_factory: Callable[..., Any] | None = None
 
     def __init__(self, node_name: str = 'openvla_policy', **kwargs: Any) -> None:
@@ -77,6 +79,9 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._engine_state = 'unloaded'
         self._startup_s = float('nan')
         self._engine_dtype = ('', '')        # (resolved dtype, why), once configured
+        # What the configured policy prepares images with and unnormalizes with.
+        self._provenance = {'image_preprocessing': '', 'statistics_source': '',
+                            'statistics_hash': ''}
         self._last_command_time: float | None = None   # monotonic, last non-zero command
         self._zero_sent = True
         self._last_frame_age_s = float('nan')
@@ -142,6 +147,25 @@ class OpenVlaPolicyNode(LifecycleNode):
         declare('unnorm_key', '', read_only(
             'dataset statistics for unnormalizing actions, e.g. bridge_orig (WidowX/Bridge) or '
             'fractal20220817_data (Google robot); required when the checkpoint has several'))
+        declare('image_preprocessing', 'processor', read_only(
+            "how frames are prepared before the model's processor: 'processor' = as they are "
+            "(the processor resizes, bicubic); 'training' = JPEG round trip and Lanczos3 resize "
+            'to 224, as the reference evaluation of fine-tuned checkpoints does'))
+        # Typed loosely (dynamic_typing) so that a slip such as center_crop_scale: 1 in a
+        # parameter file fails configure with a message instead of the node's construction.
+        declare('center_crop', False, ParameterDescriptor(
+            description='crop the centred center_crop_scale of the image area and resize back '
+                        'to 224 (bilinear), for checkpoints fine-tuned with random-crop '
+                        f'augmentation ({_READ_ONLY})',
+            read_only=True, dynamic_typing=True, additional_constraints='true or false'))
+        declare('center_crop_scale', DEFAULT_CROP_SCALE, ParameterDescriptor(
+            description=f'area fraction kept by center_crop (the reference uses '
+                        f'{DEFAULT_CROP_SCALE}) ({_READ_ONLY})',
+            read_only=True, dynamic_typing=True,
+            additional_constraints='a number in (0, 1]; checked at configure'))
+        declare('statistics_file', '', read_only(
+            "unnormalization statistics in dataset_statistics.json layout; overrides the "
+            "checkpoint's dataset_statistics.json and config.json norm_stats; '' = none"))
         declare('instruction', '', ParameterDescriptor(
             description='initial task in natural language; the instruction topic overrides it '
                         'and later parameter sets replace it'))
@@ -294,19 +318,22 @@ class OpenVlaPolicyNode(LifecycleNode):
             from openvla_ros.policy import VllmPolicy
             factory = VllmPolicy
         self._engine_state = 'loading'
+        self._provenance = dict.fromkeys(self._provenance, '')
+        statistics_file = str(self.get_parameter('statistics_file').value or '').strip() or None
+        try:
+            preparation = self._preparation_from_parameters()
+        except ValueError as error:
+            return self._configure_failed(error)
         self.get_logger().info(
-            f'loading {model!r} on vLLM ({options}); this takes a while (about a minute on a '
-            'CPU, seconds to minutes on a GPU) ...')
+            f'loading {model!r} on vLLM ({options}); images {preparation.describe()}; this '
+            'takes a while (about a minute on a CPU, seconds to minutes on a GPU) ...')
         started = time.monotonic()
         trust = bool(self.get_parameter('engine.trust_remote_code').value)
         try:
-            policy = factory(model, unnorm_key, trust_remote_code=trust, engine_options=options)
+            policy = factory(model, unnorm_key, trust_remote_code=trust, engine_options=options,
+                             preparation=preparation, statistics_file=statistics_file)
         except Exception as error:  # noqa: B902 - any engine failure must fail the transition
-            self._engine_state = 'failed'
-            self._last_error = f'configure failed: {type(error).__name__}: {error}'
-            hint = _configure_hint(error)
-            self.get_logger().error(f'{self._last_error}{hint}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(error)
         with self._policy_lock:
             self._policy = policy
         self._startup_s = time.monotonic() - started
@@ -321,10 +348,37 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._engine_dtype = (choice.dtype, choice.reason) if choice is not None else ('', '')
         if choice is not None and choice.warning:
             self.get_logger().warning(choice.warning)
+        provenance = _policy_provenance(policy, preparation)
+        self._provenance = {key: provenance[key] for key in self._provenance}
         self.get_logger().info(
             f'engine ready in {self._startup_s:.1f} s (unnorm_key={policy.decoder.unnorm_key!r}, '
             f'dtype {self._engine_dtype[0] or "?"}: {self._engine_dtype[1] or "not reported"})')
+        self.get_logger().info(
+            f"statistics {provenance['unnorm_key']!r} hash {provenance['statistics_hash']} from "
+            f"{provenance['statistics_source']}; images {provenance['image_preprocessing']}")
         return super().on_configure(state)
+
+    def _configure_failed(self, error: BaseException) -> TransitionCallbackReturn:
+        """Record and log why configure failed, with the fix; fail the transition."""
+        self._engine_state = 'failed'
+        self._last_error = f'configure failed: {type(error).__name__}: {error}'
+        hint = _configure_hint(error)
+        self.get_logger().error(f'{self._last_error}{hint}')
+        return TransitionCallbackReturn.FAILURE
+
+    def _preparation_from_parameters(self) -> ImagePreparation:
+        """Return the image preparation the parameters ask for, or raise a precise ValueError."""
+        get = self.get_parameter
+        mode = get('image_preprocessing').value
+        crop = get('center_crop').value
+        scale = get('center_crop_scale').value
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f'image_preprocessing must be one of '
+                             f'{", ".join(PREPROCESSING_MODES)}, got {mode!r}')
+        if isinstance(scale, int) and not isinstance(scale, bool):
+            scale = float(scale)   # an integer in the parameter file (center_crop_scale: 1)
+        # ImagePreparation names the parameter and the allowed values in its messages.
+        return ImagePreparation(mode=mode, center_crop=crop, center_crop_scale=scale)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Arm the outputs and start the inference worker."""
@@ -407,6 +461,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         self._pending = None
+        self._provenance = dict.fromkeys(self._provenance, '')
         if policy is not None:
             started = time.monotonic()
             try:
@@ -650,6 +705,9 @@ class OpenVlaPolicyNode(LifecycleNode):
             'engine_startup_s': f'{self._startup_s:.2f}',
             'engine_dtype': self._engine_dtype[0],
             'engine_dtype_reason': self._engine_dtype[1],
+            'image_preprocessing': self._provenance['image_preprocessing'],
+            'statistics_source': self._provenance['statistics_source'],
+            'statistics_hash': self._provenance['statistics_hash'],
             'latency_p50_s': f'{stats["latency_p50_s"]:.4f}',
             'latency_p95_s': f'{stats["latency_p95_s"]:.4f}',
             'action_rate_hz': f'{stats["action_rate_hz"]:.3f}',
@@ -687,10 +745,45 @@ def _engine_is_dead(error: BaseException) -> bool:
     return 'EngineDead' in type(error).__name__ or getattr(error, 'engine_dead', False)
 
 
+def preparation_parameters(preparation: ImagePreparation | None,
+                           statistics_file: str | None = None) -> list[Parameter]:
+    """Return the node parameters that select ``preparation`` and ``statistics_file``.
+
+    For tools that build the node themselves (demo, benchmark) from command-line flags.
+    """
+    preparation = preparation or ImagePreparation()
+    return [Parameter('image_preprocessing', value=preparation.mode),
+            Parameter('center_crop', value=bool(preparation.center_crop)),
+            Parameter('center_crop_scale', value=float(preparation.center_crop_scale)),
+            Parameter('statistics_file', value=str(statistics_file or ''))]
+
+
+def _policy_provenance(policy: Any, preparation: ImagePreparation) -> dict[str, str]:
+    """Return key, statistics source and hash, and image preparation of a configured policy."""
+    decoder = getattr(policy, 'decoder', None)
+    provenance = getattr(decoder, 'provenance', None)
+    found = dict(provenance()) if callable(provenance) else {}
+    used = getattr(policy, 'preparation', None) or preparation
+    return {'unnorm_key': str(found.get('unnorm_key', getattr(decoder, 'unnorm_key', ''))),
+            'statistics_source': str(found.get('statistics_source') or 'not reported'),
+            'statistics_hash': str(found.get('statistics_hash') or ''),
+            'image_preprocessing': used.describe()}
+
+
 def _configure_hint(error: BaseException) -> str:
     text = str(error).lower()
     if 'unnorm_key' in text:
         return ' -> set the unnorm_key parameter to one of the listed keys'
+    if 'statistics_file' in text:
+        return (" -> set the statistics_file parameter to a readable JSON file in "
+                "dataset_statistics.json layout, or to '' to use the checkpoint's statistics")
+    if 'center_crop_scale' in text:
+        return (f' -> set the center_crop_scale parameter to an area fraction in (0, 1], e.g. '
+                f'{DEFAULT_CROP_SCALE}')
+    if 'center_crop' in text:
+        return ' -> set the center_crop parameter to true or false'
+    if 'image_preprocessing' in text or 'preprocessing mode' in text:
+        return " -> set the image_preprocessing parameter to 'processor' or 'training'"
     if isinstance(error, FileNotFoundError) or 'does not exist' in text:
         return ' -> set the model parameter to a checkpoint directory or hub id'
     if 'memory' in text:

@@ -53,7 +53,11 @@ RECORDED_TOPICS = (('ee_delta', TWIST_STAMPED_TYPE), ('gripper', FLOAT64_TYPE),
 PAIR_WINDOW_NS = 500_000_000
 _NS = 1_000_000_000
 _NODE_PARAMETERS = ('model', 'unnorm_key', 'use_sim_time', 'stamp_source', 'max_image_age',
-                    'use_compressed', 'max_rate_hz')
+                    'use_compressed', 'max_rate_hz', 'image_preprocessing', 'center_crop',
+                    'center_crop_scale', 'statistics_file')
+#: Diagnostics keys copied into the report's metadata: what the node prepares images with and
+#: which statistics it unnormalizes with.
+PROVENANCE_KEYS = ('image_preprocessing', 'statistics_source', 'statistics_hash')
 
 
 class ReplayError(ValueError):
@@ -139,6 +143,35 @@ def _node_facts(node: Any, fqn: str, timeout_s: float = 5.0) -> tuple[dict, str 
     return params, state
 
 
+def check_node_settings(params: Mapping[str, Any], expected: Mapping[str, Any] | None,
+                        node: str) -> None:
+    """Raise ReplayError when the node runs other image or statistics settings than asked.
+
+    ``expected`` maps node parameter names (``image_preprocessing``, ``center_crop``,
+    ``center_crop_scale``, ``statistics_file``) to the values the replay was asked for; None
+    values are not checked. The node's settings are read-only: they cannot be changed from
+    here, so a mismatch stops the replay before a frame is published.
+    """
+    wrong = []
+    for name, want in (expected or {}).items():
+        if want is None:
+            continue
+        have = params.get(name)
+        if name == 'center_crop_scale' and isinstance(have, (int, float)):
+            same = math.isclose(float(have), float(want), rel_tol=0.0, abs_tol=1e-9)
+        elif name == 'statistics_file' and isinstance(have, str) and have:
+            same = Path(have).expanduser().resolve() == Path(want).expanduser().resolve()
+        else:
+            same = have == want
+        if not same:
+            wrong.append(f'{name} is {have!r}, not {want!r}')
+    if wrong:
+        raise ReplayError(
+            f'the policy node {node} runs other settings than asked: {"; ".join(wrong)}. '
+            'They are read-only node parameters: restart the node (or cleanup, set them in the '
+            'parameter file, configure) with them, or leave the flags out')
+
+
 def _wait_for_node(node: Any, image_pub: Any, recorder: _Recorder, timeout_s: float) -> str:
     """Wait until a node subscribes to our image topic and publishes ee_delta; return its name."""
     deadline = time.monotonic() + timeout_s
@@ -166,7 +199,8 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
                gt_array_topic: str | None = None, tolerance_s: float | None = None,
                warmup: int = 1, context: Any = None, wait_for_node_s: float = 30.0,
                clock_hz: float = 50.0, progress: bool = True, write_plots: bool = True,
-               metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               metadata: Mapping[str, Any] | None = None,
+               expected_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Replay a bag to a running policy node, record its outputs and write the report.
 
     Publishes the bag's frames on ``<namespace>/image`` (``image/compressed`` for compressed
@@ -176,7 +210,10 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
     sqlite3 rosbag2) to ``out_dir/recording`` and report.json, report.md and plots to
     ``out_dir``. ``context`` is an initialised rclpy context to run in (the node under test
     may live in the same process); without it a private one is created and shut down.
-    Returns the report, whose metadata holds the node's parameters and last diagnostics.
+    ``expected_settings`` (node parameter -> value, see :func:`check_node_settings`) makes the
+    replay refuse a node running other image preparation or statistics. Returns the report,
+    whose metadata holds the node's parameters, its last diagnostics and, from them, its image
+    preparation and statistics hash and source.
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -239,6 +276,8 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
                 f'the policy node {policy_node} is {state}, so it would publish nothing: '
                 f'activate it first (ros2 lifecycle set {policy_node} configure, then '
                 'activate)')
+        if params:
+            check_node_settings(params, expected_settings, policy_node)
 
         def publish_clock(ns: int) -> None:
             recorder.sim_ns = ns
@@ -446,6 +485,7 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
         'title': 'OpenVLA online replay',
         'model': params.get('model'),
         'unnorm_key': params.get('unnorm_key'),
+        **{key: diagnostics.get(key) or None for key in PROVENANCE_KEYS},
         'node': policy_node,
         'node_parameters': params,
         'node_diagnostics': diagnostics,
@@ -502,7 +542,22 @@ def register(subparsers: Any) -> None:
     add_bag_topic_arguments(
         parser, instruction_help='publish this instruction once instead of the bag\'s',
         warmup_help='actions left out of the latency summary (default 1)')
+    from openvla_ros.policy import add_preprocessing_arguments
+    # The node is started elsewhere and its settings are read-only: the flags say what it
+    # must run with, and the replay stops before publishing if it runs something else.
+    add_preprocessing_arguments(parser, expected=True)
     parser.set_defaults(func=_replay_command)
+
+
+def expected_settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the node settings the replay flags ask for (None = not asked), checked for sense."""
+    from openvla_ros.policy import preparation_from_args
+    preparation_from_args(args)   # a bad --center-crop-scale fails here, before any ROS work
+    scale = args.center_crop_scale
+    return {'image_preprocessing': args.image_preprocessing,
+            'center_crop': args.center_crop,
+            'center_crop_scale': None if scale is None else float(scale),
+            'statistics_file': args.statistics_file}
 
 
 def _replay_command(args: argparse.Namespace) -> int:
@@ -511,6 +566,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     except ImportError:
         raise ReplayError('replay needs rclpy (ROS 2): source a ROS 2 installation or install '
                           'the ros extra') from None
+    expected = expected_settings_from_args(args)
     bag = read_bag_from_args(args)
     command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                if k != 'func'}
@@ -518,7 +574,7 @@ def _replay_command(args: argparse.Namespace) -> int:
                         settle_s=args.settle, instruction=args.instruction,
                         tolerance_s=args.tolerance, warmup=args.warmup,
                         wait_for_node_s=args.wait, progress=not args.no_progress,
-                        metadata={'command': command})
+                        metadata={'command': command}, expected_settings=expected)
     if args.json:
         print(json.dumps(report['summary'], indent=2))
     else:

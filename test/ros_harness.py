@@ -25,6 +25,7 @@ class SharedPolicy:
     def __init__(self, policy):
         self._policy = policy
         self.decoder = policy.decoder
+        self.preparation = getattr(policy, 'preparation', None)
         self.closed = False
 
     def predict(self, image, instruction):

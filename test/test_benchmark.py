@@ -106,6 +106,12 @@ def test_benchmark_on_the_shared_engine(policy, tmp_path):
     assert diagnostics['frames_received'] >= node['actions']
     assert diagnostics['frames_used'] == node['actions']
     assert diagnostics['latency_p50_s'] > 0
+    # Image preparation and statistics provenance, from the engine and from the node.
+    assert on_disk['image_preprocessing'] == 'processor'
+    assert on_disk['statistics_hash'] == policy.decoder.statistics_hash
+    assert on_disk['statistics_source'] == policy.decoder.statistics_source
+    assert diagnostics['statistics_hash'] == policy.decoder.statistics_hash
+    assert diagnostics['image_preprocessing'] == 'processor'
 
     table = format_tables(report)
     assert f'skipped: {CPU_GRAPH_REASON}' in table and 'action rate' in table

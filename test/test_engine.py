@@ -59,7 +59,7 @@ def test_predict_command_end_to_end(test_model, tmp_path):
     Image.fromarray(scene_image(4)).save(image)
     command = [sys.executable, '-m', 'openvla_ros.cli', 'predict', '--model', str(test_model),
                '--unnorm-key', 'bridge_orig', '--image', str(image), '--instruction',
-               INSTRUCTION]
+               INSTRUCTION, '--image-preprocessing', 'training', '--center-crop']
     done = subprocess.run(command, capture_output=True, text=True, timeout=900,
                           env=dict(os.environ))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -70,3 +70,26 @@ def test_predict_command_end_to_end(test_model, tmp_path):
     decoder = ActionDecoder.from_model_config(test_model, 'bridge_orig')
     np.testing.assert_allclose(result['action'], decoder.decode(result['token_ids']))
     assert {'e2e_s', 'startup_s'} <= set(result['timings'])
+    engine = result['engine']
+    assert engine['image_preprocessing'] == 'training+center_crop(0.9)'
+    assert engine['unnorm_key'] == 'bridge_orig'
+    assert engine['statistics_hash'] == decoder.statistics_hash
+    assert engine['statistics_source'] == decoder.statistics_source
+
+
+def test_preparation_is_applied_inside_predict(policy):
+    from openvla_ros.preprocessing import ImagePreparation, prepare
+    frame = scene_image(5)
+    crop = ImagePreparation(mode='training', center_crop=True)
+    assert policy.preparation == ImagePreparation()
+    assert policy.engine_report()['image_preprocessing'] == 'processor'
+    # The same engine: a cropping policy on the frame answers as the plain policy does on
+    # the frame cropped beforehand.
+    expected = policy.predict(prepare(frame, crop), INSTRUCTION)
+    policy.preparation = crop
+    try:
+        cropped = policy.predict(frame, INSTRUCTION)
+        assert policy.engine_report()['image_preprocessing'] == 'training+center_crop(0.9)'
+    finally:
+        policy.preparation = ImagePreparation()
+    assert cropped.token_ids == expected.token_ids

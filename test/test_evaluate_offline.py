@@ -9,11 +9,13 @@ import pytest
 from rosbags.rosbag2 import Writer
 
 from openvla_ros import bags, evaluate, policy as policy_module
+from openvla_ros.actions import ActionDecoder
 from openvla_ros.bags import make_bag, read_bag, write_synthetic_steps
 from openvla_ros.cli import main
 from openvla_ros.evaluate import EvaluationError, evaluate_bag
 from openvla_ros.metrics import gripper_accuracy, latency_summary, mae_per_dim, mse, mse_per_dim
 from openvla_ros.policy import Prediction
+from openvla_ros.preprocessing import ImagePreparation
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 N = 8
@@ -267,11 +269,15 @@ def fake_engine(monkeypatch):
     built = []
 
     class FakeVllmPolicy(FakePolicy):
-        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None):
+        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None,
+                     preparation=None, statistics_file=None):
             """Fail or return NaN on the given call numbers."""
             super().__init__()
             self.model, self.unnorm_key = model, unnorm_key
             self.engine_options = engine_options
+            self.preparation, self.statistics_file = preparation, statistics_file
+            # The real decoder, as VllmPolicy builds it: statistics provenance for the report.
+            self.decoder = ActionDecoder.from_model_config(model, unnorm_key, statistics_file)
             self.closed = False
             built.append(self)
 
@@ -297,6 +303,37 @@ def test_evaluate_command_json(tmp_path, synthetic_bag, checkpoint, fake_engine,
     assert options['dtype'] == 'float32' and options['enforce_eager'] is True
     command = _load_strict(out / 'report.json')['metadata']['command']
     assert command['stride'] == 2 and command['unnorm_key'] == 'bridge_orig'
+
+
+def test_evaluate_command_image_preparation_and_statistics(tmp_path, synthetic_bag, checkpoint,
+                                                           fake_engine, capsys):
+    """Pass the preparation flags and the statistics file; report where statistics came from."""
+    stats = tmp_path / 'lab_statistics.json'
+    stats.write_text(json.dumps({'lab_arm': {'action': {'q01': [-2.0] * 7, 'q99': [2.0] * 7}}}))
+    out = tmp_path / 'out'
+    base = ['evaluate', str(synthetic_bag), '--model', str(checkpoint), '--out', str(out),
+            '--limit', '2', '--no-progress', '--json']
+    # A statistics file without the key fails before the engine, naming the file.
+    assert main(base + ['--unnorm-key', 'bridge_orig', '--statistics-file', str(stats)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown unnorm_key 'bridge_orig'" in err and str(stats) in err
+    assert fake_engine == []
+    code = main(base + ['--unnorm-key', 'lab_arm', '--statistics-file', str(stats),
+                        '--image-preprocessing', 'training', '--center-crop',
+                        '--center-crop-scale', '0.8'])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    built = fake_engine[0]
+    assert built.preparation == ImagePreparation(mode='training', center_crop=True,
+                                                 center_crop_scale=0.8)
+    assert built.statistics_file == str(stats)
+    meta = _load_strict(out / 'report.json')['metadata']
+    assert meta['image_preprocessing'] == 'training+center_crop(0.8)'
+    assert meta['statistics_source'] == f'statistics_file {stats}'
+    assert meta['statistics_hash'] == built.decoder.statistics_hash
+    assert len(meta['statistics_hash']) == 12
+    markdown = (out / 'report.md').read_text()
+    assert meta['statistics_hash'] in markdown and 'training+center_crop(0.8)' in markdown
 
 
 def test_evaluate_command_table(tmp_path, synthetic_bag, checkpoint, fake_engine, capsys):

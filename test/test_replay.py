@@ -125,6 +125,28 @@ def test_replay_with_a_slow_policy(tmp_path, bag_path):
     assert topics[f'/{namespace}/ee_delta'] >= topics[f'/{namespace}/action']
     params = report['metadata']['node_parameters']
     assert params['use_sim_time'] is True and params['stamp_source'] == 'image'
+    assert params['image_preprocessing'] == 'processor' and params['center_crop'] is False
+    assert params['center_crop_scale'] == pytest.approx(0.9) and params['statistics_file'] == ''
+    # What the node prepared images with, from its diagnostics (recorded in the bag too).
+    assert report['metadata']['image_preprocessing'] == 'processor'
+    assert report['metadata']['node_diagnostics']['image_preprocessing'] == 'processor'
+    assert 'statistics_hash' in report['metadata']
+
+
+def test_replay_refuses_a_node_with_other_image_settings(tmp_path, bag_path, capsys):
+    namespace = 'replay_settings'
+    graph = NodeInProcess(SlowFakePolicy(), namespace)
+    try:
+        code = main(['replay', str(bag_path), '--out', str(tmp_path / 'out'), '--namespace',
+                     namespace, '--wait', '10', '--no-progress', '--image-preprocessing',
+                     'training', '--center-crop'])
+    finally:
+        graph.close()
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "image_preprocessing is 'processor', not 'training'" in err
+    assert 'center_crop is False, not True' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'out' / 'recording').exists()
 
 
 def test_replay_refuses_an_inactive_node(tmp_path, bag_path):
@@ -162,3 +184,6 @@ def test_replay_on_the_real_engine(policy, test_model, tmp_path, bag_path):
     assert topics[f'/{namespace}/action'] >= report['summary']['counts']['evaluated']
     assert report['metadata']['model'] == str(test_model)
     assert report['summary']['mse'] is not None
+    assert report['metadata']['statistics_hash'] == policy.decoder.statistics_hash
+    assert report['metadata']['image_preprocessing'] == 'processor'
+    assert report['metadata']['statistics_source'] == policy.decoder.statistics_source

@@ -59,7 +59,8 @@ def test_hub_ids_and_checkpoint_directories_are_accepted(checkpoint):
 
 READ_ONLY = ['model', 'unnorm_key', 'use_compressed', 'diagnostics_period', 'engine.dtype',
              'engine.max_model_len', 'engine.gpu_memory_utilization', 'engine.enforce_eager',
-             'engine.quantization', 'engine.seed', 'engine.trust_remote_code']
+             'engine.quantization', 'engine.seed', 'engine.trust_remote_code',
+             'image_preprocessing', 'center_crop', 'center_crop_scale', 'statistics_file']
 
 
 def test_read_only_parameters_are_read_only_at_run_time():
