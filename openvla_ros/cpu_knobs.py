@@ -6,7 +6,7 @@ vLLM's CPU backend binds its OpenMP threads to cores and, on x86 and Arm, reserv
 worker for its scheduler process. On a 2-core machine that leaves the model one core. It also
 suggests preloading tcmalloc and Intel OpenMP. Whether any of that helps is measured here, one
 engine per setting, on the same distinct images, in one run; the package adopts only what
-measured faster (see ``ADOPTED``).
+measured faster in repeated runs (see ``ADOPTED``).
 """
 
 from __future__ import annotations
@@ -55,14 +55,25 @@ def knob_settings() -> dict[str, dict[str, str | None]]:
     }
 
 
-#: Settings this package applies by default on a CPU (measured: see README, "CPU speed").
-ADOPTED = {'VLLM_CPU_NUM_OF_RESERVED_CPU': '0'}
+#: Set to ``vllm`` to run the CPU engine with vLLM's own settings instead of ``ADOPTED``.
+SETTINGS_ENV = 'OPENVLA_ROS_CPU_SETTINGS'
+#: The setting this package applies to a CPU engine: the only one that measured faster in
+#: repeated runs (README, "CPUs"); the preloads were within run-to-run noise.
+ADOPTED = 'all-cores'
 
 
-def apply_adopted_settings() -> None:
-    """Set the adopted CPU settings unless the user set them (call before the engine starts)."""
-    for key, value in ADOPTED.items():
-        os.environ.setdefault(key, value)
+def engine_environment() -> dict[str, str]:
+    """Return the environment a CPU engine gets here, leaving alone what the user set.
+
+    vLLM keeps one core per worker for its scheduler process, which on a 2-core robot computer
+    halves the model's compute while the scheduler only waits; every core goes to the model.
+    Nothing when ``OPENVLA_ROS_CPU_SETTINGS=vllm``.
+    """
+    if os.environ.get(SETTINGS_ENV, '').strip().lower() == 'vllm':
+        return {}
+    wanted = knob_settings()[ADOPTED]
+    return {key: value for key, value in wanted.items()
+            if value is not None and key not in os.environ}
 
 
 @contextlib.contextmanager
@@ -101,8 +112,8 @@ def measure_knobs(model: str, unnorm_key: str | None, names: Sequence[str], imag
         raise ValueError(f'unknown CPU setting(s) {", ".join(unknown) or "(none)"}: choose from '
                          f'{", ".join(settings)}')
     rows = []
-    # The adopted defaults would leak into every setting: measure each from vLLM's own.
-    base = {key: None for key in ADOPTED}
+    # Each setting is measured from vLLM's own defaults, without the adopted one.
+    base = {SETTINGS_ENV: 'vllm', 'VLLM_CPU_NUM_OF_RESERVED_CPU': None, 'LD_PRELOAD': None}
     for name in names:
         env = settings[name]
         missing = [key for key, value in env.items() if value is None]
@@ -141,9 +152,15 @@ def format_knobs(rows: Sequence[Mapping[str, Any]]) -> str:
             lines.append(f"{row['setting']:<22}skipped: {row['reason']}")
             continue
         e2e = row['e2e_ms']
-        env = ' '.join(f'{k}={Path(v).name if k == "LD_PRELOAD" else v}'
-                       for k, v in row['environment'].items()) or '(vLLM defaults)'
+        env = ' '.join(f'{k}={_short(k, v)}' for k, v in row['environment'].items()) \
+            or '(vLLM defaults)'
         cell = f"{e2e['mean']:.0f} ({e2e['p95']:.0f})"
         lines.append(f"{row['setting']:<22}{row['startup_s']:>11.1f}{cell:>22}"
                      f"{row['speedup']:>9.2f}x  {env}")
     return '\n'.join(lines)
+
+
+def _short(key: str, value: str) -> str:
+    if key != 'LD_PRELOAD':
+        return value
+    return ':'.join(Path(part).name for part in value.split(':'))

@@ -274,11 +274,16 @@ class VllmPolicy:
                                                    self.statistics_file)
 
     def _build_engine(self, options: dict) -> Any:
+        from openvla_ros.cpu_knobs import engine_environment, environment
         with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
             from vllm import LLM
+            from vllm.platforms import current_platform
             for key, value in platform_defaults().items():
                 options.setdefault(key, value)
-            llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+            # Only the engine's processes, started inside this block, see these variables.
+            self.cpu_settings = engine_environment() if current_platform.is_cpu() else {}
+            with environment(self.cpu_settings):
+                llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
         if os.environ.get(ENGINE_LOG_ENV):
             # This process's own vLLM logger still writes to the terminal (per-request
             # statistics, shutdown notes): quiet mode keeps only its errors.
@@ -297,7 +302,8 @@ class VllmPolicy:
         report.update({'startup_s': self.startup_s,
                        'enforce_eager': bool(self.engine_options.get('enforce_eager', False)),
                        'max_model_len': self.max_model_len,
-                       'image_preprocessing': self.preparation.describe()})
+                       'image_preprocessing': self.preparation.describe(),
+                       'cpu_settings': dict(getattr(self, 'cpu_settings', {}))})
         report.update(self.decoder.provenance())
         return report
 
