@@ -34,7 +34,7 @@ class SharedPolicy:
     def prompt_ids(self, instruction):
         return self._policy.prompt_ids(instruction)
 
-    def close(self):
+    def close(self, fast=False):
         self.closed = True
 
 

@@ -281,7 +281,7 @@ def fake_engine(monkeypatch):
             self.closed = False
             built.append(self)
 
-        def close(self):
+        def close(self, fast=False):
             self.closed = True
 
     monkeypatch.setattr(policy_module, 'VllmPolicy', FakeVllmPolicy)

@@ -36,7 +36,7 @@ class SlowFakePolicy:
     def prompt_ids(self, instruction):
         return [1]
 
-    def close(self):
+    def close(self, fast=False):
         pass
 
 
