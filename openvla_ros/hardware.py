@@ -166,5 +166,5 @@ def expected_action_time(machine: Machine, dtype: str) -> str:
     if dtype == 'bfloat16':
         return ('~0.75 s per action of the test checkpoint on 2 cores with native bf16; '
                 'OpenVLA-7B on a CPU takes far longer (its language model is 7B parameters)')
-    return ('~6 s per action of the test checkpoint on 2 AVX2 cores in float32; '
+    return ('~4-5 s per action of the test checkpoint on 2 AVX2 cores in float32; '
             'OpenVLA-7B on a CPU takes far longer (its language model is 7B parameters)')

@@ -373,12 +373,15 @@ class VllmPolicy:
         to SIGKILL, so the engine's processes are terminated first; nothing they hold needs
         saving.
         """
+        alive = self.is_alive()
         llm, self.llm = getattr(self, 'llm', None), None
         if llm is None:
             return
-        if fast or not self.is_alive():
-            # A dead engine's survivors would only make vLLM's graceful shutdown wait.
-            _terminate(self._engine_processes or _child_processes(), timeout=1.0)
+        if fast or not alive:
+            # A dead engine's survivors would only make vLLM's graceful shutdown wait. Only this
+            # engine's own processes: the process may hold other engines (an injected engine
+            # has none of its own).
+            _terminate(self._engine_processes, timeout=1.0)
         engine = getattr(llm, 'llm_engine', None)
         shutdown = getattr(engine, 'shutdown', None)
         if callable(shutdown):

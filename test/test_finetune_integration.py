@@ -520,3 +520,22 @@ def test_preparation_parameters_for_tools_that_build_the_node():
     values = {p.name: p.value for p in preparation_parameters(None)}
     assert values == {'image_preprocessing': 'processor', 'center_crop': False,
                       'center_crop_scale': 0.9, 'statistics_file': ''}
+
+
+def test_closing_an_injected_engine_leaves_other_processes_alone(checkpoint):
+    """A policy without engine processes of its own must never terminate its process's others.
+
+    The test process also holds the session's shared engine; a policy closed here once took
+    it down by terminating every child process.
+    """
+    import subprocess
+    import sys
+    bystander = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        for fast in (False, True):
+            policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=RecordingLLM())
+            policy.close(fast=fast)
+            assert bystander.poll() is None, f'close(fast={fast}) killed another process'
+    finally:
+        bystander.kill()
+        bystander.wait()
