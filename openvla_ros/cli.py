@@ -31,6 +31,10 @@ SUBCOMMAND_MODULES = (
 )
 
 
+#: Engine log files kept in the cache's logs folder.
+KEEP_LOGS = 30
+
+
 class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
 
@@ -78,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         # One line a person can act on; --verbose keeps the traceback for bug reports.
         if args.verbose:
             logging.exception('failed')
-        print(f'openvla-ros {args.command}: error: {error}', file=sys.stderr)
+        print(f'openvla-ros {args.command}: error: {error}{_engine_log_note()}',
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -87,8 +92,22 @@ def main(argv: list[str] | None = None) -> int:
 def engine_log_path(command: str) -> Path:
     """Return a new file path for the engine's output of one command run."""
     from openvla_ros.test_model import default_cache_dir
+    folder = default_cache_dir().parent / 'logs'
+    # Keep the newest logs only: every command run writes one.
+    old = sorted(folder.glob('*.log'), key=lambda p: p.stat().st_mtime)[:-KEEP_LOGS] \
+        if folder.is_dir() else []
+    for path in old:
+        path.unlink(missing_ok=True)
     stamp = time.strftime('%Y%m%d-%H%M%S')
-    return default_cache_dir().parent / 'logs' / f'{command}-{stamp}-{os.getpid()}.log'
+    return folder / f'{command}-{stamp}-{os.getpid()}.log'
+
+
+def _engine_log_note() -> str:
+    from openvla_ros.policy import ENGINE_LOG_ENV
+    path = Path(os.environ.get(ENGINE_LOG_ENV) or '')
+    if path.name and path.is_file() and path.stat().st_size:
+        return f' (engine output: {path})'
+    return ''
 
 
 def run() -> None:
