@@ -806,13 +806,14 @@ def main(args: list[str] | None = None) -> None:
     # Own signal handling: rclpy's default handler shuts the context down first, and a
     # shut-down context can no longer publish the final zero twist.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # Handlers first: a signal while the node is being built must still end in a clean exit.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node = OpenVlaPolicyNode()
     # Two threads: a configure that loads the engine for a minute must not stop diagnostics.
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     spinner = threading.Thread(target=_spin, args=(executor, stop), name='ros-executor',
                                daemon=True)
     spinner.start()
