@@ -106,14 +106,8 @@ def hardware_info() -> dict[str, Any]:
         info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as stream:
-            for line in stream:
-                if line.startswith('model name'):
-                    info['cpu_model'] = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        info['cpu_model'] = platform.processor() or None
+    from openvla_ros.hardware import read_cpu_info
+    info['cpu_model'] = read_cpu_info()[1] or platform.processor() or None
     try:
         with open('/proc/meminfo', encoding='utf-8') as stream:
             for line in stream:

@@ -81,18 +81,18 @@ def environment(overrides: Mapping[str, str | None]) -> Iterator[None]:
     """Apply ``overrides`` to ``os.environ`` (inherited by the engine's processes), then undo."""
     saved = {key: os.environ.get(key) for key in overrides}
     try:
-        for key, value in overrides.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(overrides)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(saved)
+
+
+def _set_environment(values: Mapping[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def measure_knobs(model: str, unnorm_key: str | None, names: Sequence[str], images: int,

@@ -64,13 +64,13 @@ def check_gpu() -> Check:
                      'install the engine: pip install ".[gpu]" (or ".[cpu]")')
     if not torch.cuda.is_available():
         return Check('gpu', OK, 'none (the engine runs on the CPU)')
-    names = []
+    names, most_free = [], 0
     for index in range(torch.cuda.device_count()):
         free, total = torch.cuda.mem_get_info(index)
+        most_free = max(most_free, free)
         names.append(f'{torch.cuda.get_device_name(index)} ({free / 2**30:.1f} of '
                      f'{total / 2**30:.1f} GiB free)')
-    level = OK if max(torch.cuda.mem_get_info(i)[0] for i in range(len(names))) > 16 * 2**30 \
-        else WARN
+    level = OK if most_free > 16 * 2**30 else WARN
     fix = '' if level == OK else 'OpenVLA-7B in bfloat16 needs ~15 GiB of GPU memory'
     return Check('gpu', level, '; '.join(names), fix)
 

@@ -27,7 +27,11 @@ def processor_view(image: Any, preparation: ImagePreparation | None = None) -> I
     :func:`~openvla_ros.preprocessing.prepare`) is resized as vLLM's OpenVLA processor does,
     Pillow bicubic to 224 x 224 (a no-op on frames the preparation already made 224 x 224).
     """
-    prepared = prepare(image, preparation)
+    return processor_resize(prepare(image, preparation))
+
+
+def processor_resize(prepared: Image.Image) -> Image.Image:
+    """Return an already prepared frame resized as vLLM's OpenVLA processor does."""
     return prepared.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
 
 
@@ -53,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     preparation = preparation_from_args(args)
     image = load_image_file(args.input)
     prepared = prepare(image, preparation)
-    view = processor_view(prepared)
+    view = processor_resize(prepared)
     output = Path(args.output)
     try:
         view.save(output)
