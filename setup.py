@@ -62,7 +62,7 @@ setup(
     entry_points={
         'console_scripts': [
             'openvla-ros = openvla_ros.cli:run',
-            'policy_node = openvla_ros.policy_node:main',
+            'policy_node = openvla_ros.node.policy_node:main',
         ],
     },
 )

@@ -22,14 +22,14 @@ def pytest_configure(config):
 @pytest.fixture(scope='session')
 def test_model():
     """Return the generated OpenVLA-architecture checkpoint, built on first use and cached."""
-    from openvla_ros.test_model import cached_test_model
+    from openvla_ros.tools.generated_checkpoint import cached_test_model
     return cached_test_model(progress=False)
 
 
 @pytest.fixture(scope='session')
 def policy(test_model):
     """Return one real vLLM-backed policy on the generated checkpoint, shared by all tests."""
-    from openvla_ros.policy import VllmPolicy
+    from openvla_ros.core.engine import VllmPolicy
     policy = VllmPolicy(str(test_model), UNNORM_KEY)
     yield policy
     policy.close()

@@ -15,8 +15,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, Float64MultiArray, String
 
-from openvla_ros.images import encode_compressed, rgb_to_image_fields
-from openvla_ros.synthetic import scene_image
+from openvla_ros.core.images import encode_compressed, rgb_to_image_fields
+from openvla_ros.tools.synthetic import scene_image
 
 
 class SharedPolicy:
@@ -147,7 +147,7 @@ class RosGraph:
     """One policy node (shared engine) plus a harness, spinning on a background executor."""
 
     def __init__(self, policy, test_model, namespace, parameters=(), shared=None):
-        from openvla_ros.policy_node import OpenVlaPolicyNode
+        from openvla_ros.node.policy_node import OpenVlaPolicyNode
         self.shared = shared or SharedPolicy(policy)
         OpenVlaPolicyNode.policy_factory = staticmethod(lambda *a, **k: self.shared)
         overrides = [Parameter('model', value=str(test_model)),
@@ -161,7 +161,7 @@ class RosGraph:
         self.spinner.start()
 
     def close(self):
-        from openvla_ros.policy_node import OpenVlaPolicyNode
+        from openvla_ros.node.policy_node import OpenVlaPolicyNode
         OpenVlaPolicyNode.policy_factory = None
         self.node.stop_and_release()
         self.executor.shutdown(timeout_sec=2.0)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from openvla_ros.actions import ACTION_NAMES, ActionDecoder, load_model_config
-from openvla_ros.test_model import model_config, NORM_STATS
+from openvla_ros.core.decoding import ACTION_NAMES, ActionDecoder, load_model_config
+from openvla_ros.tools.generated_checkpoint import model_config, NORM_STATS
 
 BRIDGE = NORM_STATS['bridge_orig']['action']
 

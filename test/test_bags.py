@@ -8,11 +8,11 @@ from PIL import Image
 import pytest
 from rosbags.rosbag2 import Writer
 
-from openvla_ros import bags
-from openvla_ros.bags import (BagError, COMPRESSED_IMAGE_TOPIC, DEFAULT_T0_S, IMAGE_TOPIC,
+from openvla_ros.tools import bags
+from openvla_ros.tools.bags import (BagError, COMPRESSED_IMAGE_TOPIC, DEFAULT_T0_S, IMAGE_TOPIC,
                               StepsError, make_bag, read_bag, write_synthetic_steps)
 from openvla_ros.cli import main
-from openvla_ros.images import ImageError
+from openvla_ros.core.images import ImageError
 
 N = 6
 SIZE = 32

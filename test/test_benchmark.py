@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from openvla_ros.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE, run_benchmark,
+from openvla_ros.tools.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE, run_benchmark,
                                    stats_ms, unique_image)
 from openvla_ros.cli import main
 

@@ -6,7 +6,7 @@ import sys
 from PIL import Image
 import pytest
 
-from openvla_ros.synthetic import scene_image
+from openvla_ros.tools.synthetic import scene_image
 
 
 def run(*args):

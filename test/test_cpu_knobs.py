@@ -4,7 +4,7 @@
 
 import os
 
-from openvla_ros import cpu_knobs
+from openvla_ros.core import cpu_knobs
 
 
 def test_every_named_setting_exists():

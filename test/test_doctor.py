@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from openvla_ros import doctor
+from openvla_ros.tools import doctor
 
 
 def _cpu_flags():

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from openvla_ros.actions import ActionDecoder
-from openvla_ros.synthetic import scene_image
+from openvla_ros.core.decoding import ActionDecoder
+from openvla_ros.tools.synthetic import scene_image
 
 pytestmark = pytest.mark.engine
 INSTRUCTION = 'put the spoon on the towel'
@@ -78,7 +78,7 @@ def test_predict_command_end_to_end(test_model, tmp_path):
 
 
 def test_preparation_is_applied_inside_predict(policy):
-    from openvla_ros.preprocessing import ImagePreparation, prepare
+    from openvla_ros.core.preprocessing import ImagePreparation, prepare
     frame = scene_image(5)
     crop = ImagePreparation(mode='training', center_crop=True)
     assert policy.preparation == ImagePreparation()

@@ -24,7 +24,7 @@ def test_real_engine_reload_cycles(test_model):
     """
     import psutil
 
-    from openvla_ros.policy_node import OpenVlaPolicyNode
+    from openvla_ros.node.policy_node import OpenVlaPolicyNode
     reloads = int(os.environ.get('OPENVLA_ROS_RELOADS', '20' if SOAK else '2'))
     rclpy.init()
     node = OpenVlaPolicyNode(node_name='reload_probe', parameter_overrides=[

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from openvla_ros.bags import make_bag, write_synthetic_steps
-from openvla_ros.evaluate import evaluate_bag
+from openvla_ros.tools.bags import make_bag, write_synthetic_steps
+from openvla_ros.tools.evaluate import evaluate_bag
 
 pytestmark = pytest.mark.engine
 PNG = b'\x89PNG\r\n\x1a\n'

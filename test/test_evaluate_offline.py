@@ -8,14 +8,15 @@ from PIL import Image
 import pytest
 from rosbags.rosbag2 import Writer
 
-from openvla_ros import bags, evaluate, policy as policy_module
-from openvla_ros.actions import ActionDecoder
-from openvla_ros.bags import make_bag, read_bag, write_synthetic_steps
+from openvla_ros.core import engine as policy_module
+from openvla_ros.tools import bags, evaluate
+from openvla_ros.core.decoding import ActionDecoder
+from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps
 from openvla_ros.cli import main
-from openvla_ros.evaluate import EvaluationError, evaluate_bag
-from openvla_ros.metrics import gripper_accuracy, latency_summary, mae_per_dim, mse, mse_per_dim
-from openvla_ros.policy import Prediction
-from openvla_ros.preprocessing import ImagePreparation
+from openvla_ros.tools.evaluate import EvaluationError, evaluate_bag
+from openvla_ros.tools.metrics import gripper_accuracy, latency_summary, mae_per_dim, mse, mse_per_dim
+from openvla_ros.core.engine import Prediction
+from openvla_ros.core.preprocessing import ImagePreparation
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 N = 8

@@ -5,7 +5,7 @@
 The engine is a recording stand-in handed to the real :class:`VllmPolicy` (``llm=``), so the
 policy's own ``predict`` prepares the image and builds the request; the node runs over real
 rclpy. Expected images are computed here from the geometry of the reference crop, never with
-``openvla_ros.preprocessing``.
+``openvla_ros.core.preprocessing``.
 """
 
 import hashlib
@@ -22,10 +22,10 @@ from PIL import Image
 import pytest
 
 from openvla_ros.cli import build_parser, main
-from openvla_ros.policy import (preparation_from_args, statistics_file_from_args,
+from openvla_ros.core.engine import (preparation_from_args, statistics_file_from_args,
                                 VllmPolicy)
-from openvla_ros.preprocessing import ImagePreparation
-from openvla_ros.test_model import model_config, NORM_STATS
+from openvla_ros.core.preprocessing import ImagePreparation
+from openvla_ros.tools.generated_checkpoint import model_config, NORM_STATS
 
 OVERRIDE = {'lab_arm': {'action': {'q01': [-2.0] * 6 + [0.0], 'q99': [2.0] * 6 + [1.0],
                                    'mask': [True] * 6 + [False]}}}
@@ -131,7 +131,7 @@ class RecordingLLM:
     def get_tokenizer(self):
         from transformers import PreTrainedTokenizerFast
 
-        from openvla_ros.test_model import build_tokenizer
+        from openvla_ros.tools.generated_checkpoint import build_tokenizer
         return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>')
 
     def generate(self, requests, sampling, use_tqdm=False):
@@ -181,7 +181,7 @@ def test_predict_with_training_resize_and_crop(checkpoint):
     assert sent.size == (SIZE, SIZE)
     # The training resize alone is checked against TensorFlow in test_preprocessing; the crop
     # that follows it is computed here.
-    from openvla_ros.preprocessing import training_resize
+    from openvla_ros.core.preprocessing import training_resize
     resized = training_resize(affine_image())
     assert_close(sent, bilinear_centre_crop(resized, 0.9), max_abs=1.5)
     # Roughly the closed form too (JPEG and rounding move the affine image by a few levels).
@@ -259,7 +259,7 @@ def test_bad_flag_values():
 
 
 def test_replay_flags_are_checked_against_the_node():
-    from openvla_ros.replay import check_node_settings, expected_settings_from_args, ReplayError
+    from openvla_ros.tools.replay import check_node_settings, expected_settings_from_args, ReplayError
     parser = build_parser()
     unasked = expected_settings_from_args(parser.parse_args(REQUIRED['replay']))
     assert set(unasked.values()) == {None}
@@ -353,7 +353,7 @@ class NodeUnderTest:
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
 
-        from openvla_ros.policy_node import OpenVlaPolicyNode
+        from openvla_ros.node.policy_node import OpenVlaPolicyNode
 
         self.calls = []
         self.llm = RecordingLLM()
@@ -410,7 +410,7 @@ def test_node_crops_at_the_engine_boundary_and_reports_provenance(checkpoint, ro
     from rclpy.lifecycle import TransitionCallbackReturn
     from sensor_msgs.msg import Image as ImageMsg
 
-    from openvla_ros.images import rgb_to_image_fields
+    from openvla_ros.core.images import rgb_to_image_fields
 
     graph = ros_node(checkpoint, {'unnorm_key': 'bridge_orig',
                                   'image_preprocessing': 'training', 'center_crop': True,
@@ -441,7 +441,7 @@ def test_node_crops_at_the_engine_boundary_and_reports_provenance(checkpoint, ro
     assert graph.llm.requests, 'the node never called the engine'
     sent = graph.llm.requests[0]['multi_modal_data']['image']
     assert sent.size == (SIZE, SIZE)
-    from openvla_ros.preprocessing import training_resize
+    from openvla_ros.core.preprocessing import training_resize
     assert_close(sent, bilinear_centre_crop(training_resize(affine_image()), 0.9), max_abs=1.5)
 
 
@@ -477,7 +477,7 @@ def test_bad_values_fail_configure_and_the_node_keeps_running(
     from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from openvla_ros.policy_node import _configure_hint
+    from openvla_ros.node.policy_node import _configure_hint
     files = {'BROKEN': '{"bridge_orig": ', 'LAYOUT': json.dumps(
         {'bridge_orig': {'action': {'q01': 'low', 'q99': [1.0] * 7}}})}
     if parameters.get('statistics_file') in files:
@@ -512,7 +512,7 @@ def test_integer_crop_scale_in_a_parameter_file_is_accepted(checkpoint, ros_node
 
 def test_preparation_parameters_for_tools_that_build_the_node():
     pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
-    from openvla_ros.policy_node import preparation_parameters
+    from openvla_ros.node.policy_node import preparation_parameters
     values = {p.name: p.value for p in preparation_parameters(
         ImagePreparation(mode='training', center_crop=True, center_crop_scale=0.8), 'lab.json')}
     assert values == {'image_preprocessing': 'training', 'center_crop': True,

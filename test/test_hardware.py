@@ -4,7 +4,7 @@
 
 import pytest
 
-from openvla_ros.hardware import (expected_action_time, Machine, normalize_dtype,
+from openvla_ros.core.hardware import (expected_action_time, Machine, normalize_dtype,
                                   read_cpu_info, resolve_dtype)
 
 AVX2 = frozenset({'sse4_2', 'avx', 'avx2', 'fma'})

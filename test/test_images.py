@@ -1,4 +1,4 @@
-"""Tests for openvla_ros.images: raw and compressed image messages to RGB arrays."""
+"""Tests for openvla_ros.core.images: raw and compressed image messages to RGB arrays."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image as PILImage
 import pytest
 
-from openvla_ros import images
-from openvla_ros.images import ImageError
+from openvla_ros.core import images
+from openvla_ros.core.images import ImageError
 
 HEIGHT, WIDTH = 3, 4
 # Distinct value in every channel of every pixel, so a swapped channel or row shows.

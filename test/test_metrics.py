@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from openvla_ros.metrics import (control_period, default_tolerance, gripper_accuracy,
+from openvla_ros.tools.metrics import (control_period, default_tolerance, gripper_accuracy,
                                  latency_summary, mae_per_dim, match_ground_truth, mse,
                                  mse_per_dim, summarize)
 

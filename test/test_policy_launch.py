@@ -26,9 +26,9 @@ import rclpy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
-from openvla_ros.images import rgb_to_image_fields  # noqa: E402
-from openvla_ros.synthetic import scene_image  # noqa: E402
-from openvla_ros.test_model import cached_test_model  # noqa: E402
+from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
+from openvla_ros.tools.synthetic import scene_image  # noqa: E402
+from openvla_ros.tools.generated_checkpoint import cached_test_model  # noqa: E402
 
 LAUNCH_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'launch', 'policy.launch.py')

@@ -17,8 +17,8 @@ from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from openvla_ros.conditioning import Conditioning  # noqa: E402
-from openvla_ros.synthetic import scene_image  # noqa: E402
+from openvla_ros.core.conditioning import Conditioning  # noqa: E402
+from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 from ros_harness import RosGraph  # noqa: E402
 
 pytestmark = pytest.mark.engine

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image as PILImage
 import pytest
 
-from openvla_ros import preprocessing
-from openvla_ros.preprocessing import ImagePreparation, prepare
+from openvla_ros.core import preprocessing
+from openvla_ros.core.preprocessing import ImagePreparation, prepare
 
 SIZES = [(480, 640), (240, 320), (256, 256), (224, 224)]
 rng = np.random.default_rng(11)

@@ -13,10 +13,10 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 
-from openvla_ros.bags import make_bag, read_bag, write_synthetic_steps  # noqa: E402
+from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps  # noqa: E402
 from openvla_ros.cli import main  # noqa: E402
-from openvla_ros.policy import Prediction  # noqa: E402
-from openvla_ros.replay import replay_bag, ReplayError  # noqa: E402
+from openvla_ros.core.engine import Prediction  # noqa: E402
+from openvla_ros.tools.replay import replay_bag, ReplayError  # noqa: E402
 from ros_harness import SharedPolicy  # noqa: E402
 
 STEPS = 6
@@ -52,7 +52,7 @@ class NodeInProcess:
     """The policy node on a private context, spinning in the background."""
 
     def __init__(self, policy, namespace, model='injected', activate=True):
-        from openvla_ros.policy_node import OpenVlaPolicyNode
+        from openvla_ros.node.policy_node import OpenVlaPolicyNode
 
         class Node(OpenVlaPolicyNode):
             policy_factory = staticmethod(lambda *args, **kwargs: policy)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from openvla_ros.policy import ModelNotFoundError, resolve_model, VllmPolicy
-from openvla_ros.test_model import model_config
+from openvla_ros.core.engine import ModelNotFoundError, resolve_model, VllmPolicy
+from openvla_ros.tools.generated_checkpoint import model_config
 
 
 class FakeLLM:
@@ -14,7 +14,7 @@ class FakeLLM:
     def get_tokenizer(self):
         from transformers import PreTrainedTokenizerFast
 
-        from openvla_ros.test_model import build_tokenizer
+        from openvla_ros.tools.generated_checkpoint import build_tokenizer
         return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>')
 
 
@@ -67,7 +67,7 @@ def test_read_only_parameters_are_read_only_at_run_time():
     rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
     from rclpy.parameter import Parameter
 
-    from openvla_ros.policy_node import OpenVlaPolicyNode
+    from openvla_ros.node.policy_node import OpenVlaPolicyNode
     rclpy.init()
     try:
         node = OpenVlaPolicyNode(node_name='read_only_probe')

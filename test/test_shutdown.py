@@ -1,6 +1,6 @@
 """The node as its own process: signals mid-inference and a killed engine process.
 
-Each test starts ``python -m openvla_ros.policy_node`` with the generated checkpoint (a real
+Each test starts ``python -m openvla_ros.node.policy_node`` with the generated checkpoint (a real
 engine start-up each, over a minute on a CPU) and drives it from this process over DDS.
 """
 
@@ -21,8 +21,8 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from openvla_ros.images import rgb_to_image_fields  # noqa: E402
-from openvla_ros.synthetic import scene_image  # noqa: E402
+from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
+from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
@@ -33,7 +33,7 @@ class NodeProcess:
     def __init__(self, test_model, tmp_path, namespace):
         self.log_path = tmp_path / f'{namespace}.log'
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'openvla_ros.policy_node', '--ros-args',
+            [sys.executable, '-m', 'openvla_ros.node.policy_node', '--ros-args',
              '-r', f'__ns:=/{namespace}', '-p', f'model:={test_model}',
              '-p', 'unnorm_key:=bridge_orig', '-p', 'instruction:=pick up the cup',
              '-p', 'max_image_age:=30.0', '-p', 'command_timeout:=60.0'],

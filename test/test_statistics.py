@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openvla_ros.actions import ActionDecoder, load_model_config
-from openvla_ros.test_model import model_config, NORM_STATS
+from openvla_ros.core.decoding import ActionDecoder, load_model_config
+from openvla_ros.tools.generated_checkpoint import model_config, NORM_STATS
 
 BRIDGE = NORM_STATS['bridge_orig']['action']
 FINETUNED = {'my_robot': {'action': {'q01': [-1.0] * 6 + [0.0], 'q99': [1.0] * 6 + [1.0],

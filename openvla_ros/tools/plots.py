@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from openvla_ros.actions import ACTION_NAMES
+from openvla_ros.core.decoding import ACTION_NAMES
 
 #: Unit of each action dimension, for axis labels.
 ACTION_UNITS = ('m', 'm', 'm', 'rad', 'rad', 'rad', 'gripper')

@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image as PILImage
 
-from openvla_ros.images import rgb_to_pil
+from openvla_ros.core.images import rgb_to_pil
 
 __all__ = [
     'DEFAULT_CROP_SCALE',

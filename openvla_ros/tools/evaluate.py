@@ -29,11 +29,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from openvla_ros.actions import ACTION_DIM, ACTION_NAMES
-from openvla_ros.bags import (add_bag_topic_arguments, BagData, INSTRUCTION_TOPIC, read_bag,
+from openvla_ros.core.decoding import ACTION_DIM, ACTION_NAMES
+from openvla_ros.tools.bags import (add_bag_topic_arguments, BagData, INSTRUCTION_TOPIC, read_bag,
                               read_bag_from_args)
-from openvla_ros.images import ImageError
-from openvla_ros.metrics import GRIPPER_THRESHOLD, match_ground_truth, summarize
+from openvla_ros.core.images import ImageError
+from openvla_ros.tools.metrics import GRIPPER_THRESHOLD, match_ground_truth, summarize
 
 #: Skip reasons, in the order they are checked.
 SKIP_REASONS = ('stride', 'limit', 'no_ground_truth', 'no_instruction', 'bad_image',
@@ -229,7 +229,7 @@ def write_report(out_dir: Path | str, records: list[dict[str, Any]],
     report = {'summary': summary, 'metadata': meta, 'frames': records, 'skipped': skipped,
               'plots': dict(PLOT_FILES) if write_plots else {}}
     if write_plots:
-        from openvla_ros.plots import plot_actions, plot_errors, plot_latency
+        from openvla_ros.tools.plots import plot_actions, plot_errors, plot_latency
         plot_actions(records, out / PLOT_FILES['actions'])
         plot_errors(summary, out / PLOT_FILES['errors'])
         plot_latency([r['latency_s'] for r in records][warmup:], out / PLOT_FILES['latency'])
@@ -354,8 +354,8 @@ def _precheck_unnorm_key(model: str, unnorm_key: str | None,
     in the Hugging Face cache (no network access here: otherwise the engine checks after load).
     ``statistics_file`` overrides the checkpoint's statistics, as it will in the engine.
     """
-    from openvla_ros.actions import ActionDecoder, load_model_config
-    from openvla_ros.policy import resolve_model
+    from openvla_ros.core.decoding import ActionDecoder, load_model_config
+    from openvla_ros.core.engine import resolve_model
 
     resolved, is_local = resolve_model(model)
     if is_local:
@@ -371,7 +371,7 @@ def _precheck_unnorm_key(model: str, unnorm_key: str | None,
 
 def register(subparsers: Any) -> None:
     """Add the ``evaluate`` subcommand."""
-    from openvla_ros.policy import add_engine_arguments, add_preprocessing_arguments
+    from openvla_ros.core.engine import add_engine_arguments, add_preprocessing_arguments
     parser = subparsers.add_parser(
         'evaluate', help='score the policy on a rosbag2 with ground-truth actions',
         description='Run OpenVLA on every frame of a rosbag2, compare with the recorded '
@@ -400,7 +400,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     _check_options(args.stride, args.limit, args.warmup)
     # The bag first, then the key: both fail in milliseconds, the engine takes minutes.
     bag = read_bag_from_args(args)
-    from openvla_ros.policy import (engine_options_from_args, preparation_from_args,
+    from openvla_ros.core.engine import (engine_options_from_args, preparation_from_args,
                                     statistics_file_from_args, VllmPolicy)
     preparation = preparation_from_args(args)
     statistics_file = statistics_file_from_args(args)

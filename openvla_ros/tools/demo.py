@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from openvla_ros.policy import (add_engine_arguments, add_preprocessing_arguments,
+from openvla_ros.core.engine import (add_engine_arguments, add_preprocessing_arguments,
                                 engine_options_from_args, preparation_from_args,
                                 statistics_file_from_args)
 
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     preparation = preparation_from_args(args)   # a bad --center-crop-scale fails right here
     model = args.model
     if model is None:
-        from openvla_ros.test_model import cached_test_model
+        from openvla_ros.tools.generated_checkpoint import cached_test_model
         print('[demo] preparing the generated test checkpoint (built once, then cached) ...',
               flush=True)
         model = str(cached_test_model())
@@ -80,7 +80,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
              preparation: Any = None, statistics_file: str | None = None) -> dict:
     """Run node + camera + listener for ``duration`` seconds once active; return a summary.
 
-    ``preparation`` (an :class:`~openvla_ros.preprocessing.ImagePreparation`) and
+    ``preparation`` (an :class:`~openvla_ros.core.preprocessing.ImagePreparation`) and
     ``statistics_file`` become the node's image preparation and statistics parameters.
 
     The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
@@ -94,9 +94,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
-    from openvla_ros.images import rgb_to_image_fields
-    from openvla_ros.policy_node import OpenVlaPolicyNode, preparation_parameters
-    from openvla_ros.synthetic import scene_image
+    from openvla_ros.core.images import rgb_to_image_fields
+    from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.tools.synthetic import scene_image
 
     # The demo's camera and node live in this process: keep their DDS traffic on loopback.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -165,7 +165,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         print('[demo] interrupted', flush=True)
     finally:
         # A hung engine must not keep the demo from ending: leave after a bounded clean-up.
-        from openvla_ros.policy import exit_now
+        from openvla_ros.core.engine import exit_now
         deadline = threading.Timer(CLEANUP_DEADLINE_S, exit_now,
                                    args=(0 if summary.get('actions') else 1,))
         deadline.daemon = True
@@ -204,7 +204,7 @@ def _status(node: Any) -> dict[str, str]:
 
 
 def _waiting_note(dtype: str) -> str:
-    from openvla_ros.hardware import detect_machine, expected_action_time
+    from openvla_ros.core.hardware import detect_machine, expected_action_time
     return expected_action_time(detect_machine(), dtype)
 
 

@@ -103,8 +103,8 @@ def measure_knobs(model: str, unnorm_key: str | None, names: Sequence[str], imag
     Each row has the setting's environment, the engine start-up and the end-to-end latency
     statistics; ``speedup`` is the first setting's mean latency over this one's (>1 = faster).
     """
-    from openvla_ros.benchmark import measure_engine
-    from openvla_ros.policy import VllmPolicy
+    from openvla_ros.tools.benchmark import measure_engine
+    from openvla_ros.core.engine import VllmPolicy
 
     settings = knob_settings()
     unknown = [name for name in names if name not in settings]

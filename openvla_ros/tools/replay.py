@@ -35,12 +35,12 @@ import threading
 import time
 from typing import Any, Mapping
 
-from openvla_ros.bags import (_typestore, add_bag_topic_arguments, ARRAY_TYPE, BagData,
+from openvla_ros.tools.bags import (_typestore, add_bag_topic_arguments, ARRAY_TYPE, BagData,
                               COMPRESSED_IMAGE_TYPE, FLOAT64_TYPE, GT_GRIPPER_TOPIC,
                               GT_TWIST_TOPIC, INSTRUCTION_TOPIC, read_bag, read_bag_from_args,
                               TWIST_STAMPED_TYPE)
-from openvla_ros.evaluate import format_table, REPORT_MD, write_report
-from openvla_ros.metrics import match_ground_truth
+from openvla_ros.tools.evaluate import format_table, REPORT_MD, write_report
+from openvla_ros.tools.metrics import match_ground_truth
 
 #: Skip reasons of a replay, in the order they are checked.
 REPLAY_SKIP_REASONS = ('bad_image', 'not_acted_on', 'no_ground_truth')
@@ -354,7 +354,7 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
 def _write_recording(path: Path, messages: list[dict[str, Any]], topics: dict[str, str]) -> None:
     """Write the recorded messages into a sqlite3 rosbag2, stamped with bag (sim) time."""
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from openvla_ros.bags import BAG_VERSION
+    from openvla_ros.tools.bags import BAG_VERSION
     store = _typestore()
     types = dict(RECORDED_TOPICS)
     with Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3) as writer:
@@ -542,7 +542,7 @@ def register(subparsers: Any) -> None:
     add_bag_topic_arguments(
         parser, instruction_help='publish this instruction once instead of the bag\'s',
         warmup_help='actions left out of the latency summary (default 1)')
-    from openvla_ros.policy import add_preprocessing_arguments
+    from openvla_ros.core.engine import add_preprocessing_arguments
     # The node is started elsewhere and its settings are read-only: the flags say what it
     # must run with, and the replay stops before publishing if it runs something else.
     add_preprocessing_arguments(parser, expected=True)
@@ -551,7 +551,7 @@ def register(subparsers: Any) -> None:
 
 def expected_settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Return the node settings the replay flags ask for (None = not asked), checked for sense."""
-    from openvla_ros.policy import preparation_from_args
+    from openvla_ros.core.engine import preparation_from_args
     preparation_from_args(args)   # a bad --center-crop-scale fails here, before any ROS work
     scale = args.center_crop_scale
     return {'image_preprocessing': args.image_preprocessing,

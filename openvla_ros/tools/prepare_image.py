@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """``openvla-ros prepare-image``: write the 224 x 224 image the model actually sees.
 
-The same :func:`~openvla_ros.preprocessing.prepare` the engine boundary applies
-(:meth:`VllmPolicy.predict <openvla_ros.policy.VllmPolicy.predict>`), followed by the resize of
+The same :func:`~openvla_ros.core.preprocessing.prepare` the engine boundary applies
+(:meth:`VllmPolicy.predict <openvla_ros.core.engine.VllmPolicy.predict>`), followed by the resize of
 vLLM's OpenVLA processor (Pillow bicubic to 224 x 224, aspect ratio not kept). The processor's
 normalization comes after that and is not an image any more, so it is left out. No engine and
 no vLLM: this runs in a fraction of a second anywhere.
@@ -17,14 +17,14 @@ from typing import Any
 
 from PIL import Image
 
-from openvla_ros.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
+from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
 
 
 def processor_view(image: Any, preparation: ImagePreparation | None = None) -> Image.Image:
     """Return the RGB image the model's processor normalizes for ``image``: 224 x 224.
 
     ``image`` is a Pillow image or an (H, W, 3) uint8 RGB array. The prepared frame (see
-    :func:`~openvla_ros.preprocessing.prepare`) is resized as vLLM's OpenVLA processor does,
+    :func:`~openvla_ros.core.preprocessing.prepare`) is resized as vLLM's OpenVLA processor does,
     Pillow bicubic to 224 x 224 (a no-op on frames the preparation already made 224 x 224).
     """
     return processor_resize(prepare(image, preparation))
@@ -37,7 +37,7 @@ def processor_resize(prepared: Image.Image) -> Image.Image:
 
 def register(subparsers: Any) -> None:
     """Add the ``prepare-image`` subcommand."""
-    from openvla_ros.policy import add_preprocessing_arguments
+    from openvla_ros.core.engine import add_preprocessing_arguments
     parser = subparsers.add_parser(
         'prepare-image', help='write the 224x224 image the model sees for an image file',
         description='Prepare an image file as the policy would (--image-preprocessing, '
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from openvla_ros.policy import load_image_file, preparation_from_args
+    from openvla_ros.core.engine import load_image_file, preparation_from_args
     preparation = preparation_from_args(args)
     image = load_image_file(args.input)
     prepared = prepare(image, preparation)

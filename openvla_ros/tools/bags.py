@@ -32,9 +32,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from openvla_ros.actions import ACTION_DIM
-from openvla_ros.images import ImageError, encode_compressed, msg_to_rgb, rgb_to_image_fields
-from openvla_ros.metrics import default_tolerance, match_ground_truth
+from openvla_ros.core.decoding import ACTION_DIM
+from openvla_ros.core.images import ImageError, encode_compressed, msg_to_rgb, rgb_to_image_fields
+from openvla_ros.tools.metrics import default_tolerance, match_ground_truth
 
 #: Raw image topic written by ``make-bag`` and looked for first by the reader.
 IMAGE_TOPIC = '/camera/image_raw'

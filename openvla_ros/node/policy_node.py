@@ -36,12 +36,12 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, String
 
-from openvla_ros.actions import ACTION_NAMES
-from openvla_ros.conditioning import Command, Conditioning, validate
-from openvla_ros.images import ImageError, msg_to_rgb
-from openvla_ros.inference_loop import Counters, FrameSlot, RollingStats, Throttle
-from openvla_ros.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation, PREPROCESSING_MODES
-from openvla_ros.prompt import clean_instruction, InstructionError
+from openvla_ros.core.decoding import ACTION_NAMES
+from openvla_ros.core.conditioning import Command, Conditioning, validate
+from openvla_ros.core.images import ImageError, msg_to_rgb
+from openvla_ros.core.inference_loop import Counters, FrameSlot, RollingStats, Throttle
+from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation, PREPROCESSING_MODES
+from openvla_ros.core.prompt import clean_instruction, InstructionError
 
 _READ_ONLY = 'read-only: change it in the parameter file and reconfigure the node'
 
@@ -55,7 +55,7 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     #: Builds the policy in ``on_configure``; a documented hook for tests and fault drills,
     #: called as ``policy_factory(model, unnorm_key, trust_remote_code=..., engine_options=...,
-    #: preparation=..., statistics_file=...)`` like :class:`~openvla_ros.policy.VllmPolicy`.
+    #: preparation=..., statistics_file=...)`` like :class:`~openvla_ros.core.engine.VllmPolicy`.
     policy_factory: Callable[..., Any] | None = None
 
     def __init__(self, node_name: str = 'openvla_policy', **kwargs: Any) -> None:
@@ -315,7 +315,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         options = self._engine_options()
         factory = self.policy_factory
         if factory is None:
-            from openvla_ros.policy import VllmPolicy
+            from openvla_ros.core.engine import VllmPolicy
             factory = VllmPolicy
         self._engine_state = 'loading'
         self._provenance = dict.fromkeys(self._provenance, '')

@@ -5,7 +5,7 @@ preprocessing and the KV blocks of an image it has seen (keyed by a hash of its 
 repeating one image would measure the cache, not the model. Every image here is a synthetic
 scene with its index and a per-run random salt written into its first pixels.
 
-Node figures come from the real :class:`~openvla_ros.policy_node.OpenVlaPolicyNode`, run in
+Node figures come from the real :class:`~openvla_ros.node.policy_node.OpenVlaPolicyNode`, run in
 this process on the already loaded engine (through its ``policy_factory`` hook), fed with
 synthetic camera frames at a fixed rate and an instruction over real topics:
 
@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from openvla_ros.synthetic import scene_image
+from openvla_ros.tools.synthetic import scene_image
 
 MODES = ('eager', 'graph')
 DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
@@ -106,7 +106,7 @@ def hardware_info() -> dict[str, Any]:
         info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
-    from openvla_ros.hardware import read_cpu_info
+    from openvla_ros.core.hardware import read_cpu_info
     info['cpu_model'] = read_cpu_info()[1] or platform.processor() or None
     try:
         with open('/proc/meminfo', encoding='utf-8') as stream:
@@ -290,8 +290,8 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     from builtin_interfaces.msg import Time as TimeMsg
     from tqdm import tqdm
 
-    from openvla_ros.images import rgb_to_image_fields
-    from openvla_ros.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.core.images import rgb_to_image_fields
+    from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
 
     if not (math.isfinite(camera_hz) and camera_hz > 0):
         raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
@@ -509,7 +509,7 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                   statistics_file: str | None = None) -> dict[str, Any]:
     """Benchmark each engine mode, then the node on the last measured engine; return the report.
 
-    With ``policy`` (an already loaded :class:`~openvla_ros.policy.VllmPolicy`), only the mode
+    With ``policy`` (an already loaded :class:`~openvla_ros.core.engine.VllmPolicy`), only the mode
     that engine runs in is measured and the engine is left open; otherwise one engine per mode
     is built from ``model`` and closed before the next. ``node_seconds`` 0 skips the node
     figure. ``preparation`` and ``statistics_file`` go to the engines built here (a given
@@ -545,7 +545,7 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
             continue
         own = policy is None
         if own:
-            from openvla_ros.policy import VllmPolicy
+            from openvla_ros.core.engine import VllmPolicy
             options = dict(engine_options or {})
             options['enforce_eager'] = mode == 'eager'
             current = VllmPolicy(model, unnorm_key, trust_remote_code=trust_remote_code,
@@ -704,8 +704,8 @@ def format_tables(report: Mapping[str, Any]) -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``benchmark`` subcommand."""
-    from openvla_ros.cpu_knobs import KNOB_NAMES
-    from openvla_ros.policy import add_engine_arguments, add_preprocessing_arguments
+    from openvla_ros.core.cpu_knobs import KNOB_NAMES
+    from openvla_ros.core.engine import add_engine_arguments, add_preprocessing_arguments
     parser = subparsers.add_parser(
         'benchmark', help='measure TTFT, TPOT, end-to-end latency and the node\'s action rate',
         description='Measure the engine per execution mode (eager; CUDA graphs where the '
@@ -743,10 +743,10 @@ def register(subparsers: Any) -> None:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    from openvla_ros.evaluate import _precheck_unnorm_key
-    from openvla_ros.policy import (engine_options_from_args, preparation_from_args,
+    from openvla_ros.tools.evaluate import _precheck_unnorm_key
+    from openvla_ros.core.engine import (engine_options_from_args, preparation_from_args,
                                     statistics_file_from_args)
-    from openvla_ros.prompt import clean_instruction
+    from openvla_ros.core.prompt import clean_instruction
 
     modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
     _check(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
@@ -771,7 +771,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
 
 
 def _knobs_command(args: argparse.Namespace, options: dict) -> int:
-    from openvla_ros.cpu_knobs import format_knobs, measure_knobs
+    from openvla_ros.core.cpu_knobs import format_knobs, measure_knobs
     names = [name.strip() for name in args.cpu_knobs.split(',') if name.strip()]
     started = time.perf_counter()
     rows = measure_knobs(args.model, args.unnorm_key, names, args.images, args.warmup, options,

@@ -12,11 +12,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from openvla_ros.actions import ACTION_DIM, ActionDecoder, load_model_config
-from openvla_ros.hardware import DTYPE_CHOICES, detect_machine, DtypeChoice, resolve_dtype
-from openvla_ros.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation, prepare,
+from openvla_ros.core.decoding import ACTION_DIM, ActionDecoder, load_model_config
+from openvla_ros.core.hardware import DTYPE_CHOICES, detect_machine, DtypeChoice, resolve_dtype
+from openvla_ros.core.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation, prepare,
                                        PREPROCESSING_MODES)
-from openvla_ros.prompt import GENERATED_TOKENS, prompt_token_ids
+from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 
 #: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
@@ -145,7 +145,7 @@ class Prediction:
 
     def as_dict(self) -> dict:
         """Return a JSON-ready view (the ``predict`` command's output)."""
-        from openvla_ros.actions import ACTION_NAMES
+        from openvla_ros.core.decoding import ACTION_NAMES
         return {
             'action': [float(v) for v in self.action],
             'names': list(ACTION_NAMES),
@@ -274,7 +274,7 @@ class VllmPolicy:
                                                    self.statistics_file)
 
     def _build_engine(self, options: dict) -> Any:
-        from openvla_ros.cpu_knobs import engine_environment, environment
+        from openvla_ros.core.cpu_knobs import engine_environment, environment
         with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
             from vllm import LLM
             from vllm.platforms import current_platform
@@ -523,7 +523,7 @@ def _run_predict(args: Any) -> int:
     import json
     image = load_image_file(args.image)
     # Check the instruction before the engine's long start-up.
-    from openvla_ros.prompt import clean_instruction
+    from openvla_ros.core.prompt import clean_instruction
     clean_instruction(args.instruction)
     preparation = preparation_from_args(args)
     policy = VllmPolicy(args.model, args.unnorm_key, trust_remote_code=args.trust_remote_code,

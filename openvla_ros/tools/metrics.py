@@ -2,7 +2,7 @@
 
 Conventions shared by every function here:
 
-* actions are 7-vectors in the model's order (:data:`openvla_ros.actions.ACTION_NAMES`), in the
+* actions are 7-vectors in the model's order (:data:`openvla_ros.core.decoding.ACTION_NAMES`), in the
   robot's units (metres, radians, gripper 0 = closed ... 1 = open);
 * a metric that has no data (no evaluated frame, every latency sample inside the warm-up) is
   ``None``, never NaN, so reports stay strict JSON;
@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from openvla_ros.actions import ACTION_DIM
+from openvla_ros.core.decoding import ACTION_DIM
 
 #: Tolerance used when fewer than two stamps leave the control period unknown: half the period
 #: of a 5 Hz controller, the rate OpenVLA was trained at on BridgeData V2.

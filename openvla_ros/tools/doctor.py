@@ -77,7 +77,7 @@ def check_gpu() -> Check:
 
 def check_dtype(machine: Any) -> tuple[Check, str]:
     """Report what ``dtype: auto`` resolves to here, and why."""
-    from openvla_ros.hardware import resolve_dtype
+    from openvla_ros.core.hardware import resolve_dtype
     choice = resolve_dtype('auto', machine)
     return Check('dtype auto', OK, f'{choice.dtype}: {choice.reason}'), choice.dtype
 
@@ -154,7 +154,7 @@ def check_memory() -> Check:
 
 def check_cache() -> Check:
     """Report the model cache and whether the generated test checkpoint is built."""
-    from openvla_ros.test_model import default_cache_dir, is_test_model
+    from openvla_ros.tools.generated_checkpoint import default_cache_dir, is_test_model
     model = default_cache_dir()
     if is_test_model(model):
         return Check('model cache', OK, f'{model.parent}: test checkpoint {model.name} built')
@@ -164,8 +164,8 @@ def check_cache() -> Check:
 
 def diagnose(machine: Any = None) -> tuple[list[Check], dict[str, Any]]:
     """Run every check; return the lines and the facts (dtype, expected latency)."""
-    from openvla_ros.hardware import detect_machine, expected_action_time
-    from openvla_ros.policy import engine_output_to, ENGINE_LOG_ENV
+    from openvla_ros.core.hardware import detect_machine, expected_action_time
+    from openvla_ros.core.engine import engine_output_to, ENGINE_LOG_ENV
     if machine is None:
         with engine_output_to(os.environ.get(ENGINE_LOG_ENV)):   # vLLM prints on import
             machine = detect_machine()
