@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 
-LAUNCHER = Path(__file__).resolve().parent.parent / 'scripts' / 'policy_node'
+LAUNCHER = Path(__file__).resolve().parents[2] / 'scripts' / 'policy_node'
 
 
 def test_launcher_starts_the_node_without_an_activated_environment(tmp_path):

@@ -30,8 +30,8 @@ from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 from openvla_ros.tools.generated_checkpoint import cached_test_model  # noqa: E402
 
-LAUNCH_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'launch', 'policy.launch.py')
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCH_FILE = os.path.join(_ROOT, 'launch', 'policy.launch.py')
 
 
 @pytest.mark.launch_test

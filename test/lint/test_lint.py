@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [str(ROOT / name) for name in ('openvla_ros', 'launch', 'test', 'setup.py')]
 # The ignore list of ament_pep257: no docstring demanded of every test and helper.
 PEP257_IGNORE = 'D100,D101,D102,D103,D104,D105,D106,D107,D203,D212,D404'
