@@ -19,7 +19,7 @@ import time
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
-    'openvla_ros.core.engine',
+    'openvla_ros.cli.predict',
     'openvla_ros.tools.prepare_image',
     'openvla_ros.tools.generated_checkpoint',
     'openvla_ros.tools.demo',
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the
         # first action; they go to a log file the command names when something fails.
-        from openvla_ros.core.engine import ENGINE_LOG_ENV
+        from openvla_ros.core.processes import ENGINE_LOG_ENV
         os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
@@ -103,7 +103,7 @@ def engine_log_path(command: str) -> Path:
 
 
 def _engine_log_note() -> str:
-    from openvla_ros.core.engine import ENGINE_LOG_ENV
+    from openvla_ros.core.processes import ENGINE_LOG_ENV
     path = Path(os.environ.get(ENGINE_LOG_ENV) or '')
     if path.name and path.is_file() and path.stat().st_size:
         return f' (engine output: {path})'
@@ -113,7 +113,7 @@ def _engine_log_note() -> str:
 def run() -> None:
     """Console-script entry: run the command, then leave at once (see ``exit_now``)."""
     code = main()
-    from openvla_ros.core.engine import exit_now
+    from openvla_ros.core.processes import exit_now
     exit_now(code)
 
 

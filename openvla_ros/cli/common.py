@@ -1,0 +1,109 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Flags shared by several commands: engine options (generated from EngineConfig), images."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING
+from typing import Any
+
+from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation,
+                                            PREPROCESSING_MODES)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True,
+                        default_model: str | None = None) -> None:
+    """Add ``--model`` and ``--unnorm-key``."""
+    parser.add_argument('--model', required=required and default_model is None,
+                        default=default_model,
+                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
+    parser.add_argument('--unnorm-key', default=None,
+                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :class:`EngineConfig` option (``--max-model-len`` for max_model_len)."""
+    group = parser.add_argument_group('engine (vLLM)')
+    for option in EngineConfig.options():
+        flag = '--' + option.name.replace('_', '-')
+        default = option.default if option.default is not MISSING else None
+        text = option.metadata['help']
+        if isinstance(default, bool):
+            group.add_argument(flag, action='store_true', help=text)
+            continue
+        group.add_argument(flag, type=type(default), default=default,
+                           choices=option.metadata.get('choices'),
+                           help=f'{text} (default: %(default)r)')
+
+
+def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """Return the :class:`EngineConfig` the engine flags ask for (ValueError if invalid)."""
+    return EngineConfig(**{option.name: getattr(args, option.name)
+                           for option in EngineConfig.options()})
+
+
+
+def add_preprocessing_arguments(parser: Any, statistics: bool = True,
+                                expected: bool = False) -> None:
+    """Add the image-preparation flags (and ``--statistics-file``) for fine-tuned checkpoints.
+
+    ``statistics`` False leaves out ``--statistics-file`` (commands that decode no action).
+    ``expected`` True is for commands that talk to a node started elsewhere (``replay``): the
+    flags then default to None, meaning "not asked", and state what the node must run with.
+    """
+    group = parser.add_argument_group(
+        'image preparation and statistics (fine-tuned checkpoints, see the README)')
+    verb = 'expect the node to prepare' if expected else 'prepare'
+    group.add_argument('--image-preprocessing', default=None if expected else 'processor',
+                       choices=PREPROCESSING_MODES,
+                       help=f'{verb} frames this way: processor = as they are (the '
+                            "model's processor resizes, bicubic); training = JPEG round trip "
+                            '+ Lanczos3 resize to 224, as the reference evaluation of '
+                            'fine-tuned checkpoints (default '
+                            f'{"not checked" if expected else "%(default)s"})')
+    group.add_argument('--center-crop', action='store_true', default=None if expected else False,
+                       help='crop the centred --center-crop-scale of the area and resize back '
+                            'to 224, for checkpoints fine-tuned with random-crop augmentation')
+    group.add_argument('--center-crop-scale', type=float,
+                       default=None if expected else DEFAULT_CROP_SCALE, metavar='S',
+                       help='area fraction kept by --center-crop, in (0, 1] (default '
+                            f'{"not checked" if expected else "%(default)s"})')
+    if statistics:
+        group.add_argument('--statistics-file', default=None, metavar='FILE',
+                           help=('the statistics_file the node must run with (default not '
+                                 'checked)' if expected else
+                                 'statistics in dataset_statistics.json layout to unnormalize '
+                                 "with; overrides the checkpoint's dataset_statistics.json and "
+                                 'config.json norm_stats'))
+
+
+def preparation_from_args(args: Any) -> ImagePreparation:
+    """Return the :class:`ImagePreparation` the shared flags ask for (ValueError if invalid)."""
+    def given(name: str, default: Any) -> Any:
+        value = getattr(args, name, None)
+        return default if value is None else value
+    return ImagePreparation(mode=given('image_preprocessing', 'processor'),
+                            center_crop=bool(given('center_crop', False)),
+                            center_crop_scale=float(given('center_crop_scale',
+                                                          DEFAULT_CROP_SCALE)))
+
+
+def statistics_file_from_args(args: Any) -> str | None:
+    """Return ``--statistics-file``, or None when it is not given."""
+    return getattr(args, 'statistics_file', None) or None
+
+
+
+
+def load_image_file(path: str) -> Any:
+    """Return the image at ``path`` as an RGB PIL image, or raise a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            return image.convert('RGB')
+    except FileNotFoundError:
+        raise FileNotFoundError(f'image file {path!r} does not exist') from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(f'cannot read image {path!r}: {error}') from None

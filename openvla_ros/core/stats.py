@@ -1,0 +1,38 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Percentiles and time constants, defined once for the node, the tools and the reports."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+#: Nanoseconds per second (ROS stamps and clocks count nanoseconds).
+NS_PER_S = 1_000_000_000
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """Return the ``q``-th percentile (linear interpolation, as numpy's default); NaN if empty."""
+    data = [float(v) for v in values]
+    return float(np.percentile(data, q)) if data else float('nan')
+
+
+def latency_summary(values: Iterable[float]) -> dict[str, float]:
+    """Return count, mean, p50, p95 and max of latencies (seconds); NaNs when empty."""
+    data = [float(v) for v in values]
+    if not data:
+        nan = float('nan')
+        return {'count': 0, 'mean': nan, 'p50': nan, 'p95': nan, 'max': nan}
+    return {'count': len(data), 'mean': float(np.mean(data)), 'p50': percentile(data, 50),
+            'p95': percentile(data, 95), 'max': float(np.max(data))}
+
+
+def stamp_to_ns(stamp) -> int:
+    """Return a ROS ``builtin_interfaces/Time`` (anything with sec, nanosec) in nanoseconds."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp_fields(ns: int) -> dict[str, int]:
+    """Return ``{'sec', 'nanosec'}`` for a time in nanoseconds (for ``Time(**fields)``)."""
+    return {'sec': int(ns) // NS_PER_S, 'nanosec': int(ns) % NS_PER_S}
