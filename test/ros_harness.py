@@ -1,21 +1,23 @@
-"""Shared pieces of the in-process ROS tests: the shared-engine wrapper and a driver node."""
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Shared pieces of the in-process ROS tests: a shared-engine wrapper and a driver node."""
 
 import threading
 import time
 
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, Float64MultiArray, String
 
 from openvla_ros.core.images import encode_compressed, rgb_to_image_fields
+from openvla_ros.core.stats import ns_to_stamp_fields
+from openvla_ros.node.qos import LATCHED
+from openvla_ros.tools.harness import NodeRunner
 from openvla_ros.tools.synthetic import scene_image
 
 
@@ -28,8 +30,11 @@ class SharedPolicy:
         self.preparation = getattr(policy, 'preparation', None)
         self.closed = False
 
-    def predict(self, image, instruction):
-        return self._policy.predict(image, instruction)
+    def predict(self, image, instruction, prompt_ids=None):
+        return self._policy.predict(image, instruction, prompt_ids)
+
+    def is_alive(self):
+        return True
 
     def prompt_ids(self, instruction):
         return self._policy.prompt_ids(instruction)
@@ -41,8 +46,9 @@ class SharedPolicy:
 class Harness:
     """A test node that drives the policy node through its real ROS interfaces."""
 
-    def __init__(self, node_ns):
-        self.node = rclpy.create_node('policy_node_test')
+    def __init__(self, node, node_ns):
+        self.node = node
+        self.node_name = f'{node_ns}/openvla_policy'
         self.received = {'ee_delta': [], 'gripper': [], 'action': [], 'diagnostics': []}
         self.lock = threading.Lock()
         n = self.node
@@ -50,14 +56,12 @@ class Harness:
                               self._keep('ee_delta'), 10)
         n.create_subscription(Float64, f'{node_ns}/gripper', self._keep('gripper'), 10)
         n.create_subscription(Float64MultiArray, f'{node_ns}/action', self._keep('action'), 10)
-        n.create_subscription(DiagnosticArray, f'{node_ns}/diagnostics',
-                              self._keep('diagnostics'), 10)
+        # Diagnostics of every node share /diagnostics: keep this node's status only.
+        n.create_subscription(DiagnosticArray, '/diagnostics', self._keep_diagnostics, 10)
         self.image_pub = n.create_publisher(Image, f'{node_ns}/image', 10)
         self.compressed_pub = n.create_publisher(CompressedImage,
                                                  f'{node_ns}/image/compressed', 10)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.instruction_pub = n.create_publisher(String, f'{node_ns}/instruction', latched)
+        self.instruction_pub = n.create_publisher(String, f'{node_ns}/instruction', LATCHED)
         self.change_state = n.create_client(ChangeState, f'{node_ns}/openvla_policy/change_state')
         self.get_state = n.create_client(GetState, f'{node_ns}/openvla_policy/get_state')
         self.set_params = n.create_client(SetParameters,
@@ -69,6 +73,12 @@ class Harness:
             with self.lock:
                 self.received[name].append(msg)
         return callback
+
+    def _keep_diagnostics(self, msg):
+        mine = [s for s in msg.status if s.name.startswith(self.node_name + ':')]
+        if mine:
+            with self.lock:
+                self.received['diagnostics'].append(mine[0])
 
     def snapshot(self, name):
         with self.lock:
@@ -105,15 +115,14 @@ class Harness:
         msg = Image(**rgb_to_image_fields(scene_image(index)))
         if stamp_ns is None:
             stamp_ns = self.node.get_clock().now().nanoseconds
-        msg.header.stamp = TimeMsg(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+        msg.header.stamp = TimeMsg(**ns_to_stamp_fields(stamp_ns))
         msg.header.frame_id = 'camera'
         self.sent_stamps[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
         self.image_pub.publish(msg)
         return msg.header.stamp
 
     def now_stamp(self):
-        stamp_ns = self.node.get_clock().now().nanoseconds
-        return TimeMsg(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+        return TimeMsg(**ns_to_stamp_fields(self.node.get_clock().now().nanoseconds))
 
     def publish_raw(self, **fields):
         """Publish an Image with the given fields (possibly malformed), stamped now."""
@@ -140,30 +149,24 @@ class Harness:
 
     def diagnostics_values(self):
         latest = self.wait_for('diagnostics', 1)[-1]
-        return {kv.key: kv.value for kv in latest.status[0].values}
+        return {kv.key: kv.value for kv in latest.values}
 
 
 class RosGraph:
-    """One policy node (shared engine) plus a harness, spinning on a background executor."""
+    """One policy node (with the given policy) plus a driver, spinning on a background executor.
 
-    def __init__(self, policy, test_model, namespace, parameters=(), shared=None):
-        from openvla_ros.node.policy_node import OpenVlaPolicyNode
-        self.shared = shared or SharedPolicy(policy)
-        OpenVlaPolicyNode.policy_factory = staticmethod(lambda *a, **k: self.shared)
-        overrides = [Parameter('model', value=str(test_model)),
-                     Parameter('unnorm_key', value='bridge_orig')] + list(parameters)
-        self.node = OpenVlaPolicyNode(namespace=namespace, parameter_overrides=overrides)
-        self.harness = Harness('/' + namespace)
-        self.executor = MultiThreadedExecutor(num_threads=3)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.harness.node)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self.spinner.start()
+    ``parameters`` are rclpy ``Parameter`` objects or a name -> value dict.
+    """
+
+    def __init__(self, policy, test_model, namespace, parameters=(), shared=None, factory=None):
+        self.shared = shared or (SharedPolicy(policy) if factory is None else None)
+        values = {'model': str(test_model), 'unnorm_key': 'bridge_orig'}
+        values.update(parameters if isinstance(parameters, dict)
+                      else {p.name: p.value for p in parameters})
+        self.runner = NodeRunner(values, namespace=namespace,
+                                 policy_factory=factory or (lambda *a, **k: self.shared))
+        self.node = self.runner.node
+        self.harness = Harness(self.runner.add_peer('policy_node_test'), '/' + namespace)
 
     def close(self):
-        from openvla_ros.node.policy_node import OpenVlaPolicyNode
-        OpenVlaPolicyNode.policy_factory = None
-        self.node.stop_and_release()
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        self.harness.node.destroy_node()
+        self.runner.close()

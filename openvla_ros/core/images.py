@@ -273,6 +273,11 @@ def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     The ``format`` field is only used in messages: Pillow detects the real format. The size
     is checked against ``max_pixels`` from the file header, before any pixel is decoded.
     """
+    return _pil_to_rgb(_decode_compressed(msg, max_pixels))
+
+
+def _decode_compressed(msg: Any, max_pixels: int | None) -> PILImage.Image:
+    """Return the decoded (loaded) Pillow image of a CompressedImage, or raise ImageError."""
     fmt = str(_field(msg, 'format', 'CompressedImage')).strip()
     data = _byte_array(_field(msg, 'data', 'CompressedImage'), 'CompressedImage')
     if data.size == 0:
@@ -284,10 +289,11 @@ def compressed_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
             'image (image_raw or image_raw/compressed)')
     described = f'CompressedImage data (format {fmt!r}, {data.size} bytes)'
     try:
-        with PILImage.open(io.BytesIO(data), formats=_COMPRESSED_FORMATS) as img:
-            width, height = img.size
-            _check_pixels(height, width, max_pixels, 'CompressedImage')
-            return _pil_to_rgb(img)
+        img = PILImage.open(io.BytesIO(data), formats=_COMPRESSED_FORMATS)
+        width, height = img.size
+        _check_pixels(height, width, max_pixels, 'CompressedImage')
+        img.load()
+        return img
     except ImageError:
         raise
     except PILImage.DecompressionBombError as exc:
@@ -321,6 +327,22 @@ def msg_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
         return compressed_to_rgb(msg, max_pixels)
     raise ImageError(
         f'expected a sensor_msgs/msg/Image or CompressedImage, got {type(msg).__name__}')
+
+
+def msg_to_pil(msg: Any, max_pixels: int | None = None) -> PILImage.Image:
+    """Convert an Image or a CompressedImage to the RGB Pillow image the engine takes.
+
+    Each frame is decoded once: a CompressedImage goes from its bytes straight to a Pillow
+    image (no array in between), a raw Image from its pixel rows to one RGB array, wrapped.
+    """
+    if hasattr(msg, 'format') and hasattr(msg, 'data') and not hasattr(msg, 'encoding'):
+        img = _decode_compressed(msg, max_pixels)
+        if img.mode == 'RGB':
+            return img
+        if img.mode in _WIDE_GRAY_MODES:
+            return PILImage.fromarray(_pil_to_rgb(img))
+        return img.convert('RGB')
+    return PILImage.fromarray(msg_to_rgb(msg, max_pixels))
 
 
 def _check_rgb(rgb: Any) -> np.ndarray:
