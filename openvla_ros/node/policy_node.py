@@ -186,7 +186,7 @@ class OpenVlaPolicyNode(LifecycleNode):
     def _configure_failure(self, error: BaseException) -> TransitionCallbackReturn:
         self._phase, self._configure_failed = 'failed', True
         self.loop.last_error = f'configure failed: {type(error).__name__}: {error}'
-        self.get_logger().error(self.loop.last_error + _configure_hint(error))
+        self.get_logger().error(self.loop.last_error + configure_hint(error))
         return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -407,7 +407,8 @@ _HINTS = (
 )
 
 
-def _configure_hint(error: BaseException) -> str:
+def configure_hint(error: BaseException) -> str:
+    """Return " -> <the fix>" for a configure failure, or '' when no fix is known."""
     text = str(error).lower()
     for phrase, fix in _HINTS:
         if phrase in text:

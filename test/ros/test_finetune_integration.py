@@ -22,8 +22,8 @@ from PIL import Image
 import pytest
 
 from openvla_ros.cli import build_parser, main
-from openvla_ros.core.engine import (preparation_from_args, statistics_file_from_args,
-                                VllmPolicy)
+from openvla_ros.cli.common import preparation_from_args, statistics_file_from_args
+from openvla_ros.core.engine import VllmPolicy
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools.generated_checkpoint import model_config, NORM_STATS
 
@@ -363,17 +363,14 @@ class NodeUnderTest:
             outer.calls.append({'model': model, 'unnorm_key': unnorm_key, **kwargs})
             return VllmPolicy(model, unnorm_key, llm=outer.llm, **kwargs)
 
-        class Node(OpenVlaPolicyNode):
-            policy_factory = staticmethod(factory)
-
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context)
         overrides = [Parameter('model', value=str(checkpoint)),
                      Parameter('max_image_age', value=30.0),
                      Parameter('diagnostics_period', value=0.2)]
         overrides += [Parameter(name, value=value) for name, value in parameters.items()]
-        self.node = Node(namespace=namespace, context=self.context,
-                         parameter_overrides=overrides)
+        self.node = OpenVlaPolicyNode(namespace=namespace, context=self.context,
+                                      parameter_overrides=overrides, policy_factory=factory)
         self.peer = rclpy.create_node('camera', namespace=namespace, context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
         self.executor.add_node(self.node)
@@ -381,7 +378,7 @@ class NodeUnderTest:
         threading.Thread(target=self.executor.spin, daemon=True).start()
 
     def diagnostics(self):
-        return {kv.key: kv.value for kv in self.node.diagnostics_status().values}
+        return self.node.status()
 
     def close(self):
         import rclpy
@@ -421,8 +418,7 @@ def test_node_crops_at_the_engine_boundary_and_reports_provenance(checkpoint, ro
     expected = ImagePreparation(mode='training', center_crop=True, center_crop_scale=0.9)
     (call,) = graph.calls
     assert call['preparation'] == expected and call['statistics_file'] is None
-    assert set(call) == {'model', 'unnorm_key', 'trust_remote_code', 'engine_options',
-                         'preparation', 'statistics_file'}
+    assert set(call) == {'model', 'unnorm_key', 'engine', 'preparation', 'statistics_file'}
     values = graph.diagnostics()
     assert values['statistics_hash'] == canonical_hash('bridge_orig',
                                                        NORM_STATS['bridge_orig']['action'])
@@ -431,7 +427,7 @@ def test_node_crops_at_the_engine_boundary_and_reports_provenance(checkpoint, ro
 
     camera = graph.peer.create_publisher(ImageMsg, 'image', 10)
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE
+    assert node.is_active
     deadline = time.monotonic() + 30.0
     while not graph.llm.event.is_set() and time.monotonic() < deadline:
         msg = ImageMsg(**rgb_to_image_fields(affine_image()))
@@ -477,7 +473,7 @@ def test_bad_values_fail_configure_and_the_node_keeps_running(
     from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from openvla_ros.node.policy_node import _configure_hint
+    from openvla_ros.node.policy_node import configure_hint
     files = {'BROKEN': '{"bridge_orig": ', 'LAYOUT': json.dumps(
         {'bridge_orig': {'action': {'q01': 'low', 'q99': [1.0] * 7}}})}
     if parameters.get('statistics_file') in files:
@@ -493,10 +489,10 @@ def test_bad_values_fail_configure_and_the_node_keeps_running(
     assert phrase in status.message and status.message.startswith('configure failed')
     name = next(iter(parameters))
     assert name in status.message, status.message
-    hint = _configure_hint(ValueError(status.message.split(': ', 1)[1]))
+    hint = configure_hint(ValueError(status.message.split(': ', 1)[1]))
     assert f'set the {name} parameter' in hint, hint
     # The node is alive and unconfigured: another attempt fails the same way, not worse.
-    assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    assert not node.is_active and node.configure_failed
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert graph.diagnostics()['engine_state'] == 'failed'
 
@@ -511,15 +507,13 @@ def test_integer_crop_scale_in_a_parameter_file_is_accepted(checkpoint, ros_node
 
 
 def test_preparation_parameters_for_tools_that_build_the_node():
-    pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
-    from openvla_ros.node.policy_node import preparation_parameters
-    values = {p.name: p.value for p in preparation_parameters(
-        ImagePreparation(mode='training', center_crop=True, center_crop_scale=0.8), 'lab.json')}
+    from openvla_ros.node.parameters import preparation_values
+    values = preparation_values(
+        ImagePreparation(mode='training', center_crop=True, center_crop_scale=0.8))
     assert values == {'image_preprocessing': 'training', 'center_crop': True,
-                      'center_crop_scale': 0.8, 'statistics_file': 'lab.json'}
-    values = {p.name: p.value for p in preparation_parameters(None)}
-    assert values == {'image_preprocessing': 'processor', 'center_crop': False,
-                      'center_crop_scale': 0.9, 'statistics_file': ''}
+                      'center_crop_scale': 0.8}
+    assert preparation_values(None) == {'image_preprocessing': 'processor',
+                                        'center_crop': False, 'center_crop_scale': 0.9}
 
 
 def test_closing_an_injected_engine_leaves_other_processes_alone(checkpoint):

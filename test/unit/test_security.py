@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from openvla_ros.core.engine import ModelNotFoundError, resolve_model, VllmPolicy
+from openvla_ros.core.engine import EngineConfig, ModelNotFoundError, resolve_model, VllmPolicy
 from openvla_ros.tools.generated_checkpoint import model_config
 
 
@@ -28,9 +28,9 @@ def test_trust_remote_code_is_off_unless_asked(checkpoint):
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM())
     assert policy.engine_options['trust_remote_code'] is False
     assert policy.engine_options['max_num_seqs'] == 1
-    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(), trust_remote_code=True,
-                        engine_options={'trust_remote_code': False, 'max_num_seqs': 8})
-    assert policy.engine_options['trust_remote_code'] is True   # only the explicit argument
+    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(),
+                        engine=EngineConfig(trust_remote_code=True))
+    assert policy.engine_options['trust_remote_code'] is True   # only when asked
     assert policy.engine_options['max_num_seqs'] == 1           # never batched
 
 
@@ -55,37 +55,3 @@ def test_hub_ids_and_checkpoint_directories_are_accepted(checkpoint):
     assert resolve_model('openvla/openvla-7b') == ('openvla/openvla-7b', False)
     path, local = resolve_model(str(checkpoint))
     assert local and path == str(checkpoint.resolve())
-
-
-READ_ONLY = ['model', 'unnorm_key', 'use_compressed', 'diagnostics_period', 'engine.dtype',
-             'engine.max_model_len', 'engine.gpu_memory_utilization', 'engine.enforce_eager',
-             'engine.quantization', 'engine.seed', 'engine.trust_remote_code',
-             'image_preprocessing', 'center_crop', 'center_crop_scale', 'statistics_file']
-
-
-def test_read_only_parameters_are_read_only_at_run_time():
-    rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
-    from rclpy.parameter import Parameter
-
-    from openvla_ros.node.policy_node import OpenVlaPolicyNode
-    rclpy.init()
-    try:
-        node = OpenVlaPolicyNode(node_name='read_only_probe')
-        for name in READ_ONLY:
-            descriptor = node.describe_parameter(name)
-            assert descriptor.read_only, name
-            assert descriptor.description, name
-            current = node.get_parameter(name).value
-            new = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 0.5,
-                   str: lambda v: v + 'x'}[type(current)](current)
-            result = node.set_parameters([Parameter(name, value=new)])[0]
-            assert not result.successful, name
-            assert node.get_parameter(name).value == current
-        assert node.get_parameter('engine.trust_remote_code').value is False
-        # Every parameter the node declares has a description.
-        for name in node._parameters:
-            if name != 'use_sim_time':
-                assert node.describe_parameter(name).description, name
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown()
