@@ -1,8 +1,31 @@
-"""Shared fixtures: the generated checkpoint (built once) and one vLLM engine per session."""
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: the generated checkpoint (built once) and one vLLM engine per session.
 
+With ``OPENVLA_ROS_BLOCK_IMPORTS`` set (a comma-separated list of top-level packages), those
+packages cannot be imported in this test process: ``test/unit`` is run that way with ROS 2 and
+vLLM blocked, to prove it needs neither.
+"""
+
+import importlib.abc
 import os
+import sys
 
 import pytest
+
+
+class _Blocker(importlib.abc.MetaPathFinder):
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in self.names:
+            raise ModuleNotFoundError(f'{name} is blocked for this test run', name=name)
+        return None
+
+
+if os.environ.get('OPENVLA_ROS_BLOCK_IMPORTS'):
+    sys.meta_path.insert(0, _Blocker(os.environ['OPENVLA_ROS_BLOCK_IMPORTS'].split(',')))
 
 # One request at a time, on a 2-core machine: keep the KV cache small (GiB).
 os.environ.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')

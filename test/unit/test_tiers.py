@@ -1,0 +1,48 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The layout's promises: core imports no ROS and no engine; test/unit needs neither."""
+
+import os
+from pathlib import Path
+import pkgutil
+import subprocess
+import sys
+
+import openvla_ros.core
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What a robot computer without ROS 2 or an engine lacks.
+BLOCKED = ('rclpy', 'vllm', 'torch', 'sensor_msgs', 'std_msgs', 'geometry_msgs',
+           'diagnostic_msgs', 'lifecycle_msgs', 'rcl_interfaces', 'builtin_interfaces')
+
+
+def test_core_imports_neither_ros_nor_the_engine():
+    modules = [f'openvla_ros.core.{m.name}' for m in pkgutil.iter_modules(
+        openvla_ros.core.__path__)]
+    assert len(modules) >= 10
+    code = ('import sys\n'
+            + ''.join(f'import {name}\n' for name in modules)
+            + f'print(sorted(n for n in sys.modules if n.split(".")[0] in {BLOCKED!r}))')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '[]', done.stdout
+
+
+def test_layers_import_only_downward():
+    """core imports nothing above it; node no tools or cli; tools no cli."""
+    above = {'core': ('node', 'tools', 'cli'), 'node': ('tools', 'cli'), 'tools': ('cli',)}
+    for layer, forbidden in above.items():
+        for path in (ROOT / 'openvla_ros' / layer).glob('*.py'):
+            text = path.read_text()
+            for name in forbidden:
+                assert f'openvla_ros.{name}' not in text, f'{path.name} imports {name}'
+
+
+def test_unit_tier_passes_without_ros_and_the_engine():
+    env = dict(os.environ, OPENVLA_ROS_BLOCK_IMPORTS=','.join(BLOCKED))
+    done = subprocess.run(
+        [sys.executable, '-m', 'pytest', 'test/unit', '-q', '-p', 'no:cacheprovider',
+         '-x', '-k', 'not test_unit_tier_passes_without_ros_and_the_engine'],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
