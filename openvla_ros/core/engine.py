@@ -415,5 +415,3 @@ def _request_metrics(output: Any) -> dict[str, float]:
     if generated > 1 and last_ts > first_ts > 0.0:
         found['tpot_s'] = float((last_ts - first_ts) / (generated - 1))
     return found
-
-

@@ -232,7 +232,8 @@ def overrides(values: dict[str, Any]) -> list:
     are refused so a typo cannot pass silently.
     """
     from rclpy.parameter import Parameter
-    unknown = sorted(set(values) - set(BY_NAME))
+    # use_sim_time is every node's own (bag replay with /clock).
+    unknown = sorted(set(values) - set(BY_NAME) - {'use_sim_time'})
     if unknown:
         raise ValueError(f'unknown node parameters: {", ".join(unknown)}')
     return [Parameter(name, value=value) for name, value in values.items()]

@@ -27,22 +27,25 @@ class NodeRunner:
 
     def __init__(self, values: dict[str, Any], *, namespace: str = '',
                  policy_factory: Callable[..., Any] | None = None, threads: int = 3,
-                 loopback: bool = True) -> None:
+                 loopback: bool = True, context: Any = None) -> None:
         """Build the node with parameter ``values`` (name -> value) and start spinning.
 
         ``loopback`` keeps this process's DDS traffic on the machine (demo, tests), unless the
-        environment already chose a discovery range.
+        environment already chose a discovery range. ``context`` is an ``rclpy.Context`` of
+        its own (default: the global one); the runner initialises and shuts down a context it
+        found uninitialised.
         """
         if loopback:
             os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-        self._owns_context = not rclpy.ok()
+        self.context = context
+        self._owns_context = not rclpy.ok(context=context)
         if self._owns_context:
-            rclpy.init()
+            rclpy.init(args=[], context=context)
         self.node = OpenVlaPolicyNode(
-            namespace=namespace, policy_factory=policy_factory,
+            namespace=namespace, policy_factory=policy_factory, context=context,
             parameter_overrides=node_parameters.overrides(values))
         self.peers: list[Any] = []
-        self.executor = MultiThreadedExecutor(num_threads=threads)
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=context)
         self.executor.add_node(self.node)
         self._spinner = threading.Thread(target=self.executor.spin, name='node-runner',
                                          daemon=True)
@@ -50,7 +53,7 @@ class NodeRunner:
 
     def add_peer(self, name: str, namespace: str = '') -> Any:
         """Create a plain node that spins with the policy node (camera, recorder, driver)."""
-        peer = rclpy.create_node(name, namespace=namespace)
+        peer = rclpy.create_node(name, namespace=namespace, context=self.context)
         self.peers.append(peer)
         self.executor.add_node(peer)
         return peer
@@ -71,7 +74,7 @@ class NodeRunner:
             peer.destroy_node()
         self.node.destroy_node()
         if self._owns_context:
-            rclpy.try_shutdown()
+            rclpy.try_shutdown(context=self.context)
 
     def __enter__(self) -> 'NodeRunner':
         """Return the running runner."""

@@ -36,7 +36,7 @@ def test_real_engine_reload_cycles(test_model):
     try:
         for cycle in range(reloads):
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-            assert node._policy.is_alive()
+            assert node.status()['engine_state'] == 'ready'
             engine = [p for p in process.children(recursive=True)
                       if p.pid not in children_before]
             assert engine, 'the engine runs in its own processes'

@@ -36,7 +36,7 @@ class FaultyPolicy(SharedPolicy):
         self.mode = None
         self.hang_s = 0.0
 
-    def predict(self, image, instruction):
+    def predict(self, image, instruction, prompt_ids=None):
         if self.mode == 'raise':
             raise RuntimeError('injected engine failure')
         if self.mode == 'hang':
@@ -44,7 +44,7 @@ class FaultyPolicy(SharedPolicy):
         if self.mode == 'dead':
             from vllm.v1.engine.exceptions import EngineDeadError
             raise EngineDeadError('injected: engine process gone')
-        return super().predict(image, instruction)
+        return super().predict(image, instruction, prompt_ids)
 
 
 @pytest.fixture(scope='module')
@@ -185,7 +185,7 @@ def test_engine_exception_then_recovery(graph, policy):
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and h.diagnostics_values()['engine_health'] == 'ok':
             time.sleep(0.05)
-        status = h.snapshot('diagnostics')[-1].status[0]
+        status = h.snapshot('diagnostics')[-1]
         assert status.level == status.ERROR and 'injected engine failure' in status.message
     finally:
         shared.mode = None
@@ -324,10 +324,13 @@ def test_engine_death_deactivates_and_configure_recovers(graph, policy):
         while time.monotonic() < deadline and h.state() != State.PRIMARY_STATE_INACTIVE:
             time.sleep(0.1)
         assert h.state() == State.PRIMARY_STATE_INACTIVE
+        while time.monotonic() < deadline and \
+                h.diagnostics_values()['engine_state'] != 'dead':
+            time.sleep(0.05)
         values = h.diagnostics_values()
         assert values['engine_state'] == 'dead' and 'cleanup then configure' in \
             values['last_error']
-        status = h.snapshot('diagnostics')[-1].status[0]
+        status = h.snapshot('diagnostics')[-1]
         assert status.level == status.ERROR
         zero = h.wait_for('ee_delta', 1)[-1].twist
         assert [zero.linear.x, zero.angular.z] == [0.0, 0.0]

@@ -1,6 +1,5 @@
 """Online replay: a bag published into a live policy node, its outputs recorded and scored."""
 
-import threading
 import time
 
 import numpy as np
@@ -8,14 +7,12 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 
 from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps  # noqa: E402
 from openvla_ros.cli import main  # noqa: E402
 from openvla_ros.core.engine import Prediction  # noqa: E402
+from openvla_ros.tools.harness import NodeRunner  # noqa: E402
 from openvla_ros.tools.replay import replay_bag, ReplayError  # noqa: E402
 from ros_harness import SharedPolicy  # noqa: E402
 
@@ -28,7 +25,12 @@ class SlowFakePolicy:
     class decoder:  # noqa: N801 - mimics the attribute of VllmPolicy
         unnorm_key = 'bridge_orig'
 
-    def predict(self, image, instruction):
+        @staticmethod
+        def provenance():
+            return {'unnorm_key': 'bridge_orig', 'statistics_source': 'fake',
+                    'statistics_hash': ''}
+
+    def predict(self, image, instruction, prompt_ids=None):
         time.sleep(0.7)
         level = float(np.asarray(image).mean()) / 255.0
         return Prediction(np.full(7, level), [31744] * 7, {'e2e_s': 0.7})
@@ -52,31 +54,17 @@ class NodeInProcess:
     """The policy node on a private context, spinning in the background."""
 
     def __init__(self, policy, namespace, model='injected', activate=True):
-        from openvla_ros.node.policy_node import OpenVlaPolicyNode
-
-        class Node(OpenVlaPolicyNode):
-            policy_factory = staticmethod(lambda *args, **kwargs: policy)
-
-        self.context = rclpy.Context()
-        rclpy.init(args=[], context=self.context)
-        self.node = Node(namespace=namespace, context=self.context, parameter_overrides=[
-            Parameter('model', value=model),
-            Parameter('unnorm_key', value='bridge_orig'),
-            Parameter('use_sim_time', value=True),
-            Parameter('max_image_age', value=30.0),
-        ])
-        self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
-        self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
-        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        self.runner = NodeRunner(
+            {'model': model, 'unnorm_key': 'bridge_orig', 'use_sim_time': True,
+             'max_image_age': 30.0}, namespace=namespace, context=rclpy.Context(),
+            policy_factory=lambda *args, **kwargs: policy)
+        self.node = self.runner.node
+        assert self.runner.configure()
         if activate:
-            assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert self.runner.activate()
 
     def close(self):
-        self.node.stop_and_release()
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.runner.close()
 
 
 def _check_bookkeeping(report, bag_path, out):

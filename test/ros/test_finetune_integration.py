@@ -403,7 +403,6 @@ def ros_node(request):
 
 
 def test_node_crops_at_the_engine_boundary_and_reports_provenance(checkpoint, ros_node):
-    from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn
     from sensor_msgs.msg import Image as ImageMsg
 
@@ -470,7 +469,6 @@ def test_node_statistics_file_overrides_the_checkpoint(checkpoint, statistics_fi
 def test_bad_values_fail_configure_and_the_node_keeps_running(
         checkpoint, tmp_path, ros_node, parameters, phrase, reaches_factory):
     from diagnostic_msgs.msg import DiagnosticStatus
-    from lifecycle_msgs.msg import State
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from openvla_ros.node.policy_node import configure_hint
