@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """ament_python build and pip install for openvla_ros."""
 
 from glob import glob
@@ -22,6 +24,7 @@ ROS_WHEELS = [
     'ros-geometry-msgs',
     'ros-lifecycle-msgs',
     'ros-diagnostic-msgs',
+    'ros-rcl-interfaces',
     'ros-rosgraph-msgs',
 ]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']

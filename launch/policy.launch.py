@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Launch the OpenVLA policy lifecycle node, configured and activated automatically."""
 
 from launch import LaunchDescription

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Turn a decoded OpenVLA action into the command the robot gets: scaling, units, clamps.
 
 ROS-free, so the exact arithmetic the node applies is unit-tested without a ROS graph.

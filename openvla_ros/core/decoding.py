@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Turn OpenVLA's 7 generated action tokens into an unnormalized end-effector action.
 
 This is the reference decoding of OpenVLA (``OpenVLAForActionPrediction.predict_action``), done

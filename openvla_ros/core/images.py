@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Convert ROS ``sensor_msgs`` Image and CompressedImage messages to RGB numpy arrays.
 
 The module needs neither rclpy nor cv_bridge: it works on any object carrying the message's

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Build OpenVLA's prompt exactly as the reference ``predict_action`` does."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The benchmark: engine statistics per mode and the node figure, on the real engine."""
 
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The real vLLM engine on the generated checkpoint: tokens, decoding, determinism."""
 
 import json

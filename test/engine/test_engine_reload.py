@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Real engine reloads through the lifecycle: nothing leaks from one engine to the next."""
 
 import gc

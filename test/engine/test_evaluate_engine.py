@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """make-bag -> evaluate on the real engine with the generated checkpoint, both storage formats."""
 
 import json

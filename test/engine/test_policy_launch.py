@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """launch_testing: the real policy.launch.py brings the node to active and actions flow.
 
 Needs the ROS 2 launch stack (``launch``, ``launch_ros``, ``launch_testing``), which ships with

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Reliability: bad input, floods, engine faults and lifecycle churn, against the running node.
 
 In-process over real DDS with the session's engine (through the ``policy_factory`` hook and a

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Online replay: a bag published into a live policy node, its outputs recorded and scored."""
 
 import time

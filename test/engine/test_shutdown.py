@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The node as its own process: signals mid-inference and a killed engine process.
 
 Each test starts ``python -m openvla_ros.node.policy_node`` with the generated checkpoint (a real

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Exactness of the action decoder against the reference OpenVLA decoding."""
 
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Tests for openvla_ros.core.images: raw and compressed image messages to RGB arrays."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The prompt text and token ids, as the reference predict_action builds them."""
 
 import pytest

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Security defaults: no remote code unless asked, only real checkpoints, read-only stays so."""
 
 import json
