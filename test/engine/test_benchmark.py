@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The benchmark: engine statistics per mode and the node figure, on the real engine."""
 
 import json
@@ -5,9 +7,10 @@ import math
 
 import pytest
 
-from openvla_ros.tools.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE, run_benchmark,
-                                   stats_ms, unique_image)
 from openvla_ros.cli import main
+from openvla_ros.tools.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE,
+                                         run_benchmark, stats_ms)
+from openvla_ros.tools.synthetic import unique_image
 
 STAT_KEYS = {'n', 'mean', 'p50', 'p95', 'min', 'max'}
 

@@ -5,7 +5,7 @@
 import pytest
 
 from openvla_ros.core.hardware import (expected_action_time, Machine, normalize_dtype,
-                                  read_cpu_info, resolve_dtype)
+                                       read_cpu_info, resolve_dtype)
 
 AVX2 = frozenset({'sse4_2', 'avx', 'avx2', 'fma'})
 AVX512_BF16 = AVX2 | {'avx512f', 'avx512bw', 'avx512_bf16'}

@@ -1,8 +1,11 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The prompt text and token ids, as the reference predict_action builds them."""
 
 import pytest
 
-from openvla_ros.core.prompt import build_prompt, InstructionError, prompt_token_ids, SPACE_TOKEN_ID
+from openvla_ros.core.prompt import (build_prompt, InstructionError, prompt_token_ids,
+                                     SPACE_TOKEN_ID)
 from openvla_ros.tools.generated_checkpoint import build_tokenizer
 
 

@@ -1,10 +1,13 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Security defaults: no remote code unless asked, only real checkpoints, read-only stays so."""
 
 import json
 
 import pytest
 
-from openvla_ros.core.engine import ModelNotFoundError, resolve_model, VllmPolicy
+from openvla_ros.core.engine import (EngineConfig, ModelNotFoundError, resolve_model,
+                                     VllmPolicy)
 from openvla_ros.tools.generated_checkpoint import model_config
 
 
@@ -28,9 +31,9 @@ def test_trust_remote_code_is_off_unless_asked(checkpoint):
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM())
     assert policy.engine_options['trust_remote_code'] is False
     assert policy.engine_options['max_num_seqs'] == 1
-    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(), trust_remote_code=True,
-                        engine_options={'trust_remote_code': False, 'max_num_seqs': 8})
-    assert policy.engine_options['trust_remote_code'] is True   # only the explicit argument
+    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(),
+                        engine=EngineConfig(trust_remote_code=True))
+    assert policy.engine_options['trust_remote_code'] is True   # only when asked
     assert policy.engine_options['max_num_seqs'] == 1           # never batched
 
 
