@@ -91,17 +91,10 @@ def hardware_info() -> dict[str, Any]:
         info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
-    from openvla_ros.core.hardware import read_cpu_info
+    from openvla_ros.core.hardware import read_cpu_info, read_memory_gib
     info['cpu_model'] = read_cpu_info()[1] or platform.processor() or None
-    try:
-        with open('/proc/meminfo', encoding='utf-8') as stream:
-            for line in stream:
-                key, _, rest = line.partition(':')
-                if key in ('MemTotal', 'MemAvailable'):
-                    gib = round(int(rest.split()[0]) / 1024 ** 2, 2)
-                    info['memory_total_gib' if key == 'MemTotal' else 'memory_available_gib'] = gib
-    except (OSError, ValueError, IndexError):
-        pass
+    for key, gib in read_memory_gib().items():
+        info[f'memory_{key}_gib'] = round(gib, 2)
     try:
         import torch
         if torch.cuda.is_available():

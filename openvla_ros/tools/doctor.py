@@ -139,13 +139,12 @@ def check_ros() -> list[Check]:
 
 def check_memory() -> Check:
     """Report the memory an engine can reserve."""
-    try:
-        with open('/proc/meminfo', encoding='utf-8') as stream:
-            info = {line.split(':')[0]: int(line.split()[1]) for line in stream}
-    except (OSError, ValueError, IndexError):
+    from openvla_ros.core.hardware import read_memory_gib
+    memory = read_memory_gib()
+    if not memory:
         return Check('memory', WARN, 'cannot read /proc/meminfo')
-    available = info.get('MemAvailable', 0) / 2**20
-    detail = f'{available:.1f} of {info.get("MemTotal", 0) / 2**20:.1f} GiB available'
+    available = memory.get('available', 0.0)
+    detail = f'{available:.1f} of {memory.get("total", 0.0):.1f} GiB available'
     if available < 6:
         return Check('memory', WARN, detail, 'the test checkpoint in float32 needs ~4 GiB')
     return Check('memory', OK, detail)
