@@ -1,10 +1,13 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """The ``openvla-ros`` command line: one tool, one subcommand per job.
 
-Each subcommand lives in the module of its stage and registers itself through a
-``register(subparsers)`` function that sets ``func`` on its parser; ``func(args)`` returns the
+Each subcommand is one module here, ``openvla_ros/cli/<verb>.py``, holding only its argument
+parser, ``register(subparsers)``, which sets ``func`` on the parser, and a thin ``run(args)``
+that calls the work in :mod:`openvla_ros.tools` (or :mod:`openvla_ros.core`) and returns the
 exit code. Errors a user can fix (a missing model, a bad key, an unreadable file) are raised as
-:class:`UserError` or one of the library's ``ValueError``/``FileNotFoundError`` subclasses and
-printed as one line, without a traceback.
+the library's ``ValueError``/``FileNotFoundError``/``OSError`` subclasses and printed as one
+line, without a traceback, with exit code 2.
 """
 
 from __future__ import annotations
@@ -20,23 +23,19 @@ import time
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
     'openvla_ros.cli.predict',
-    'openvla_ros.tools.prepare_image',
-    'openvla_ros.tools.generated_checkpoint',
-    'openvla_ros.tools.demo',
-    'openvla_ros.tools.bags',
-    'openvla_ros.tools.evaluate',
-    'openvla_ros.tools.replay',
-    'openvla_ros.tools.benchmark',
-    'openvla_ros.tools.doctor',
+    'openvla_ros.cli.prepare_image',
+    'openvla_ros.cli.make_test_model',
+    'openvla_ros.cli.demo',
+    'openvla_ros.cli.make_bag',
+    'openvla_ros.cli.evaluate',
+    'openvla_ros.cli.replay',
+    'openvla_ros.cli.benchmark',
+    'openvla_ros.cli.doctor',
 )
 
 
 #: Engine log files kept in the cache's logs folder.
 KEEP_LOGS = 30
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='log engine and library messages')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name == name:
-                continue  # a stage not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -78,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, OSError) as error:
+    except (ValueError, FileNotFoundError, OSError) as error:
         # One line a person can act on; --verbose keeps the traceback for bug reports.
         if args.verbose:
             logging.exception('failed')

@@ -1,26 +1,33 @@
 # Copyright 2026 openvla_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Flags shared by several commands: engine options (generated from EngineConfig), images."""
+"""Flags shared by several commands: model, engine (generated from EngineConfig), images, bags."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING
+from pathlib import Path
 from typing import Any
 
 from openvla_ros.core.engine import EngineConfig
 from openvla_ros.core.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation,
                                             PREPROCESSING_MODES)
+from openvla_ros.tools.bags import (BagData, BagError, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC,
+                                    INSTRUCTION_TOPIC, read_bag)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True,
-                        default_model: str | None = None) -> None:
-    """Add ``--model`` and ``--unnorm-key``."""
+                        default_model: str | None = None, *, model_help: str | None = None,
+                        unnorm_key_default: str | None = None,
+                        unnorm_key_help: str | None = None) -> None:
+    """Add ``--model`` and ``--unnorm-key`` (a command may word their help its own way)."""
     parser.add_argument('--model', required=required and default_model is None,
                         default=default_model,
-                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
-    parser.add_argument('--unnorm-key', default=None,
-                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
+                        help=model_help or 'checkpoint directory or hub id (e.g. '
+                                           'openvla/openvla-7b)')
+    parser.add_argument('--unnorm-key', default=unnorm_key_default,
+                        help=unnorm_key_help or 'dataset statistics to unnormalize with (e.g. '
+                                                'bridge_orig)')
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +49,6 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     """Return the :class:`EngineConfig` the engine flags ask for (ValueError if invalid)."""
     return EngineConfig(**{option.name: getattr(args, option.name)
                            for option in EngineConfig.options()})
-
 
 
 def add_preprocessing_arguments(parser: Any, statistics: bool = True,
@@ -95,8 +101,6 @@ def statistics_file_from_args(args: Any) -> str | None:
     return getattr(args, 'statistics_file', None) or None
 
 
-
-
 def load_image_file(path: str) -> Any:
     """Return the image at ``path`` as an RGB PIL image, or raise a one-line error."""
     from PIL import Image, UnidentifiedImageError
@@ -107,3 +111,47 @@ def load_image_file(path: str) -> Any:
         raise FileNotFoundError(f'image file {path!r} does not exist') from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ValueError(f'cannot read image {path!r}: {error}') from None
+
+
+def add_bag_topic_arguments(parser: Any, instruction_help: str, warmup_help: str) -> None:
+    """Add the flags that name a bag's topics and tune scoring (shared by evaluate and replay)."""
+    parser.add_argument('--image-topic', default=None,
+                        help='image topic of the bag (default: /camera/image_raw or '
+                             '/camera/image_raw/compressed, whichever the bag has)')
+    task = parser.add_mutually_exclusive_group()
+    task.add_argument('--instruction-topic', default=None,
+                      help=f'std_msgs/String instruction topic (default {INSTRUCTION_TOPIC})')
+    task.add_argument('--instruction', default=None, metavar='TEXT', help=instruction_help)
+    parser.add_argument('--gt-twist-topic', default=None,
+                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
+    parser.add_argument('--gt-gripper-topic', default=None,
+                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
+    parser.add_argument('--gt-array-topic', default=None,
+                        help='ground truth as one Float64MultiArray of 7 values instead')
+    parser.add_argument('--warmup', type=int, default=1, metavar='N', help=warmup_help)
+    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
+                        help='max frame to ground-truth stamp gap in seconds '
+                             '(default half the frame period)')
+    parser.add_argument('--json', action='store_true',
+                        help='print the summary as JSON (nothing else on stdout)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def read_bag_from_args(args: Any) -> BagData:
+    """Read the bag named by the shared bag flags (see :func:`add_bag_topic_arguments`)."""
+    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
+        raise BagError('give either --gt-array-topic or --gt-twist-topic/--gt-gripper-topic, '
+                       'not both')
+    return read_bag(
+        args.bag, image_topic=args.image_topic,
+        instruction_topic=(None if args.instruction is not None
+                           else args.instruction_topic or INSTRUCTION_TOPIC),
+        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
+        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
+        gt_array_topic=args.gt_array_topic)
+
+
+def command_metadata(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the parsed flags as a JSON-ready dict for a report (paths as text)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+            if k != 'func'}

@@ -90,6 +90,21 @@ def read_cpu_info(path: str = '/proc/cpuinfo') -> tuple[frozenset, str]:
     return frozenset(flags), model
 
 
+def read_memory_gib(path: str = '/proc/meminfo') -> dict[str, float]:
+    """Return ``{'total', 'available'}`` memory in GiB (only those the file has; {} unreadable)."""
+    found: dict[str, float] = {}
+    names = {'MemTotal': 'total', 'MemAvailable': 'available'}
+    try:
+        with open(path, encoding='utf-8', errors='replace') as stream:
+            for line in stream:
+                key, _, rest = line.partition(':')
+                if key in names and rest.split() and rest.split()[0].isdigit():
+                    found[names[key]] = int(rest.split()[0]) / 2 ** 20   # kB -> GiB
+    except OSError:
+        return {}
+    return found
+
+
 def detect_machine(device: str | None = None) -> Machine:
     """Return this machine's facts; ``device`` names the accelerator when already known."""
     flags, model = read_cpu_info()

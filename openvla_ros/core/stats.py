@@ -13,7 +13,10 @@ NS_PER_S = 1_000_000_000
 
 
 def percentile(values: Iterable[float], q: float) -> float:
-    """Return the ``q``-th percentile (linear interpolation, as numpy's default); NaN if empty."""
+    """Return the ``q``-th percentile of ``values``, interpolated linearly; NaN if empty.
+
+    Linear interpolation is numpy's default, so every figure here agrees with ``np.percentile``.
+    """
     data = [float(v) for v in values]
     return float(np.percentile(data, q)) if data else float('nan')
 

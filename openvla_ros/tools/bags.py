@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Write and read the rosbag2 files of offline evaluation, with the pure-Python ``rosbags``.
 
 No ROS installation is needed: ``rosbags`` serializes CDR itself and writes both storage
@@ -20,7 +22,6 @@ Every message of a step carries the step's stamp, both as header stamp and as ba
 
 from __future__ import annotations
 
-import argparse
 import bisect
 from dataclasses import dataclass, field
 import json
@@ -32,9 +33,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from openvla_ros.core.decoding import ACTION_DIM
+from openvla_ros.core.decoding import ACTION_DIM, ACTION_NAMES
 from openvla_ros.core.images import ImageError, encode_compressed, msg_to_rgb, rgb_to_image_fields
+from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, stamp_to_ns
 from openvla_ros.tools.metrics import default_tolerance, match_ground_truth
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, synthetic_actions, table_scene
 
 #: Raw image topic written by ``make-bag`` and looked for first by the reader.
 IMAGE_TOPIC = '/camera/image_raw'
@@ -65,9 +68,6 @@ JPEG_QUALITY = 95
 #: rosbag2 metadata version written: 8 is what Jazzy writes and reads.
 BAG_VERSION = 8
 STORAGES = ('sqlite3', 'mcap')
-DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
-
-_NS = 1_000_000_000
 # builtin_interfaces/Time.sec is an int32.
 _MAX_STAMP_S = 2 ** 31 - 1
 
@@ -84,7 +84,7 @@ class StepsError(BagError):
 # Type store and message construction
 
 
-def _typestore() -> Any:
+def typestore() -> Any:
     """Return the rosbags type store of Jazzy, or of the newest ROS 2 release this rosbags has."""
     from rosbags.typesys import Stores, get_typestore
     store = getattr(Stores, 'ROS2_JAZZY', None)
@@ -94,21 +94,17 @@ def _typestore() -> Any:
     return get_typestore(store)
 
 
-def _split_stamp(stamp_ns: int) -> tuple[int, int]:
-    return stamp_ns // _NS, stamp_ns % _NS
-
-
 def _stamp_ns(stamp_s: float) -> int:
     """Return seconds as integer nanoseconds, rounding only the fractional part."""
     whole = math.floor(stamp_s)
-    return int(whole) * _NS + int(round((stamp_s - whole) * _NS))
+    return int(whole) * NS_PER_S + int(round((stamp_s - whole) * NS_PER_S))
 
 
 def _header(store: Any, stamp_ns: int, frame_id: str) -> Any:
-    sec, nanosec = _split_stamp(stamp_ns)
     types = store.types
     return types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+        stamp=types['builtin_interfaces/msg/Time'](**ns_to_stamp_fields(stamp_ns)),
+        frame_id=frame_id)
 
 
 def _stamp_of(msg: Any) -> int | None:
@@ -117,7 +113,7 @@ def _stamp_of(msg: Any) -> int | None:
     stamp = getattr(header, 'stamp', None)
     if stamp is None:
         return None
-    ns = int(stamp.sec) * _NS + int(stamp.nanosec)
+    ns = stamp_to_ns(stamp)
     # A zero stamp means the publisher never set it; bag time is the better clock then.
     return ns if ns > 0 else None
 
@@ -141,7 +137,7 @@ def _check_action(index: int, action: Any) -> list[float]:
     if not isinstance(action, (list, tuple)) or len(action) != ACTION_DIM:
         raise StepsError(
             f'step {index}: "action" must be a list of {ACTION_DIM} numbers '
-            f'(dx, dy, dz, droll, dpitch, dyaw, gripper), got {action!r}')
+            f'({", ".join(ACTION_NAMES)}), got {action!r}')
     values = []
     for value in action:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -185,7 +181,7 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
         raise StepsError(f'{path.name} has no steps: add at least one step')
     folder = path.parent
     has_stamps = isinstance(steps[0], dict) and steps[0].get('stamp') is not None
-    period_ns = _NS / rate_hz
+    period_ns = NS_PER_S / rate_hz
     t0_ns = _stamp_ns(t0_s)
     result: list[Step] = []
     for index, step in enumerate(steps):
@@ -223,8 +219,9 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
             stamp_ns = _stamp_ns(float(stamp))
         if result and stamp_ns <= result[-1].stamp_ns:
             raise StepsError(
-                f'step {index}: stamp {stamp_ns / _NS:.9f} s is not after step {index - 1}\'s '
-                f'{result[-1].stamp_ns / _NS:.9f} s: stamps must increase strictly')
+                f'step {index}: stamp {stamp_ns / NS_PER_S:.9f} s is not after step '
+                f'{index - 1}\'s '
+                f'{result[-1].stamp_ns / NS_PER_S:.9f} s: stamps must increase strictly')
         result.append(Step(index, image_path, instruction.strip(), action, stamp_ns))
     return result
 
@@ -272,7 +269,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
     if compressed and compressed_format not in ('jpeg', 'png'):
         raise BagError(f'unknown compressed format {compressed_format!r}: use jpeg or png')
     steps = load_steps(steps_json, rate_hz=rate_hz, t0_s=t0_s)
-    store = _typestore()
+    store = typestore()
     types = store.types
     image_topic = COMPRESSED_IMAGE_TOPIC if compressed else IMAGE_TOPIC
     image_type = COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE
@@ -333,8 +330,8 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
         'bag': str(out),
         'storage': storage,
         'frames': len(steps),
-        'start_stamp_s': first / _NS,
-        'duration_s': (last - first) / _NS,
+        'start_stamp_s': first / NS_PER_S,
+        'duration_s': (last - first) / NS_PER_S,
         'image_topic': image_topic,
         'image_format': compressed_format if compressed else 'rgb8',
         'image_sizes': sorted([list(size) for size in sizes]),
@@ -345,44 +342,6 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
 
 # --------------------------------------------------------------------------------------------
 # Synthetic data
-
-
-def _synthetic_actions(n: int) -> np.ndarray:
-    """Return a smooth, known action sequence: a loop in x/y, a bob in z, a wrist sweep."""
-    i = np.arange(n, dtype=np.float64)
-    phase = 2.0 * np.pi * i / max(n, 1)
-    actions = np.zeros((n, ACTION_DIM))
-    actions[:, 0] = 0.02 * np.cos(phase)
-    actions[:, 1] = 0.02 * np.sin(phase)
-    actions[:, 2] = 0.01 * np.sin(2.0 * phase)
-    actions[:, 3] = 0.05 * np.sin(phase)
-    actions[:, 4] = -0.03 * np.cos(phase)
-    actions[:, 5] = 0.1 * np.sin(0.5 * phase)
-    # Open for the first half (approach), closed for the second (grasp and carry).
-    actions[:, 6] = np.where(i < n / 2.0, 1.0, 0.0)
-    return np.round(actions, 6)
-
-
-def _synthetic_frame(size: int, position: np.ndarray, gripper: float, index: int,
-                     background: np.ndarray, plate: np.ndarray) -> np.ndarray:
-    """Draw a table scene: gradient background, blue plate, red block at ``position`` (0..1)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / max(size - 1, 1)
-    image = (background[0] * (1.0 - yy)[..., None] + background[1] * yy[..., None])
-    # A blue plate (disc) that stays put, the target of the task.
-    disc = (xx - plate[0]) ** 2 + (yy - plate[1]) ** 2 < 0.12 ** 2
-    image[disc] = (40, 70, 200)
-    # The red block (the end effector's load) moves with the integrated actions.
-    half = 0.08
-    block = (np.abs(xx - position[0]) < half) & (np.abs(yy - position[1]) < half)
-    image[block] = (210, 40, 40)
-    # Gripper state as a bar at the bottom: wide and green when open, short and yellow closed.
-    bar_width = 0.9 if gripper >= 0.5 else 0.3
-    bar = (yy > 0.92) & (xx < bar_width)
-    image[bar] = (40, 180, 60) if gripper >= 0.5 else (220, 200, 40)
-    # A frame counter stripe pattern in the top rows so even identical poses differ.
-    stripes = (yy < 0.04) & (((xx * 16).astype(int) + index) % 4 == 0)
-    image[stripes] = (250, 250, 250)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def write_synthetic_steps(folder: Path | str, n: int, size: int = 224, seed: int = 0,
@@ -405,14 +364,14 @@ def write_synthetic_steps(folder: Path | str, n: int, size: int = 224, seed: int
     background = rng.uniform(90, 200, size=(2, 3))
     plate = rng.uniform(0.55, 0.8, size=2)
     start = rng.uniform(0.2, 0.35, size=2)
-    actions = _synthetic_actions(n)
+    actions = synthetic_actions(n)
     # Positions in image units: 2 cm of motion moves the block 4 % of the frame.
     positions = start + np.vstack([np.zeros(2), np.cumsum(actions[:-1, :2], axis=0)]) * 2.0
     steps = []
     for index in range(n):
         name = f'frame_{index:04d}.png'
-        frame = _synthetic_frame(size, positions[index], actions[index, 6], index,
-                                 background, plate)
+        frame = table_scene(size, positions[index], actions[index, 6], index, background,
+                            plate)
         Image.fromarray(frame).save(out / name)
         steps.append({'image': name, 'instruction': instruction,
                       'action': [float(v) for v in actions[index]]})
@@ -439,7 +398,7 @@ class Frame:
     @property
     def bag_time_s(self) -> float:
         """Return the bag (recording) time in seconds."""
-        return self.bag_time_ns / _NS
+        return self.bag_time_ns / NS_PER_S
 
     def rgb(self, max_pixels: int | None = None) -> np.ndarray:
         """Return the frame as an RGB uint8 array, or raise ``ImageError``."""
@@ -544,7 +503,7 @@ def read_bag(bag_path: Path | str, image_topic: str | None = None,
         raise FileNotFoundError(
             f'bag {str(path)!r} does not exist: pass a rosbag2 directory (or .mcap/.db3 file); '
             'make one from images with `openvla-ros make-bag STEPS.json OUT_BAG`')
-    store = _typestore()
+    store = typestore()
     try:
         reader = Reader(path)
         reader.open()
@@ -623,25 +582,26 @@ def _collect(data: BagData, store: Any, connection: Any, timestamp: int, raw: by
     except Exception as exc:  # noqa: BLE001 - rosbags raises several types for corrupt CDR
         if topic == data.image_topic:
             # Keep the frame so it is accounted for (as a bad image), not silently lost.
-            data.frames.append(Frame(len(data.frames), timestamp / _NS, timestamp,
+            data.frames.append(Frame(len(data.frames), timestamp / NS_PER_S, timestamp,
                                      error=f'undecodable message ({exc})'))
         else:
             data.notes.append(f'{topic}: skipped an undecodable message at bag time '
-                              f'{timestamp / _NS:.3f} s ({exc})')
+                              f'{timestamp / NS_PER_S:.3f} s ({exc})')
         return
     if topic == data.image_topic:
         stamp = _stamp_of(msg)
-        data.frames.append(Frame(len(data.frames), (stamp or timestamp) / _NS, timestamp, msg))
+        data.frames.append(Frame(len(data.frames), (stamp or timestamp) / NS_PER_S, timestamp,
+                                 msg))
     elif topic == data.instruction_topic:
         data.instructions.append(InstructionRecord(timestamp, str(msg.data)))
     elif topic == gt_array_topic:
         values = np.asarray(msg.data, dtype=np.float64).reshape(-1)
         if values.shape != (ACTION_DIM,) or not np.all(np.isfinite(values)):
             data.notes.append(
-                f'{topic}: skipped a message at bag time {timestamp / _NS:.3f} s holding '
+                f'{topic}: skipped a message at bag time {timestamp / NS_PER_S:.3f} s holding '
                 f'{values.size} values (expected {ACTION_DIM} finite numbers)')
             return
-        data.ground_truth.append(GroundTruth(timestamp / _NS, timestamp, values))
+        data.ground_truth.append(GroundTruth(timestamp / NS_PER_S, timestamp, values))
     elif hasattr(msg, 'twist') or hasattr(msg, 'linear'):
         twist = getattr(msg, 'twist', msg)
         vector = np.array([twist.linear.x, twist.linear.y, twist.linear.z,
@@ -654,8 +614,8 @@ def _collect(data: BagData, store: Any, connection: Any, timestamp: int, raw: by
 def _pair_twists(data: BagData, twists: list, grippers: list,
                  tolerance_s: float | None) -> list[GroundTruth]:
     """Pair each twist with the gripper message nearest in bag time; note unpaired ones."""
-    twist_times = [t / _NS for t, _, _ in twists]
-    gripper_times = [t / _NS for t, _ in grippers]
+    twist_times = [t / NS_PER_S for t, _, _ in twists]
+    gripper_times = [t / NS_PER_S for t, _ in grippers]
     if tolerance_s is None:
         tolerance_s = default_tolerance(twist_times)
     matches = match_ground_truth(twist_times, gripper_times, tolerance_s=tolerance_s)
@@ -670,7 +630,7 @@ def _pair_twists(data: BagData, twists: list, grippers: list,
             unpaired += 1
             continue
         stamp = stamp_ns if (stamp_ns is not None and data.gt_time_base == 'header') else bag_ns
-        records.append(GroundTruth(stamp / _NS, bag_ns, values))
+        records.append(GroundTruth(stamp / NS_PER_S, bag_ns, values))
     if unpaired:
         data.notes.append(
             f'{unpaired} ground-truth twist message(s) had no finite gripper value within '
@@ -679,77 +639,7 @@ def _pair_twists(data: BagData, twists: list, grippers: list,
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_bag_topic_arguments(parser: Any, instruction_help: str, warmup_help: str) -> None:
-    """Add the flags that name a bag's topics and tune scoring (shared by evaluate and replay)."""
-    parser.add_argument('--image-topic', default=None,
-                        help='image topic of the bag (default: /camera/image_raw or '
-                             '/camera/image_raw/compressed, whichever the bag has)')
-    task = parser.add_mutually_exclusive_group()
-    task.add_argument('--instruction-topic', default=None,
-                      help=f'std_msgs/String instruction topic (default {INSTRUCTION_TOPIC})')
-    task.add_argument('--instruction', default=None, metavar='TEXT', help=instruction_help)
-    parser.add_argument('--gt-twist-topic', default=None,
-                        help=f'ground-truth TwistStamped topic (default {GT_TWIST_TOPIC})')
-    parser.add_argument('--gt-gripper-topic', default=None,
-                        help=f'ground-truth Float64 gripper topic (default {GT_GRIPPER_TOPIC})')
-    parser.add_argument('--gt-array-topic', default=None,
-                        help='ground truth as one Float64MultiArray of 7 values instead')
-    parser.add_argument('--warmup', type=int, default=1, metavar='N', help=warmup_help)
-    parser.add_argument('--tolerance', type=float, default=None, metavar='S',
-                        help='max frame to ground-truth stamp gap in seconds '
-                             '(default half the frame period)')
-    parser.add_argument('--json', action='store_true',
-                        help='print the summary as JSON (nothing else on stdout)')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-
-
-def read_bag_from_args(args: Any) -> BagData:
-    """Read the bag named by the shared bag flags (see :func:`add_bag_topic_arguments`)."""
-    if args.gt_array_topic and (args.gt_twist_topic or args.gt_gripper_topic):
-        raise BagError('give either --gt-array-topic or --gt-twist-topic/--gt-gripper-topic, '
-                       'not both')
-    return read_bag(
-        args.bag, image_topic=args.image_topic,
-        instruction_topic=(None if args.instruction is not None
-                           else args.instruction_topic or INSTRUCTION_TOPIC),
-        gt_twist_topic=args.gt_twist_topic or GT_TWIST_TOPIC,
-        gt_gripper_topic=args.gt_gripper_topic or GT_GRIPPER_TOPIC,
-        gt_array_topic=args.gt_array_topic)
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``make-bag`` subcommand."""
-    parser = subparsers.add_parser(
-        'make-bag', help='write a rosbag2 from a STEPS.json of images and actions',
-        description='Write a rosbag2 replaying STEPS.json ({"steps": [{"image": PATH, '
-                    '"instruction": TEXT, "action": [7 numbers], "stamp": seconds (optional)}]}'
-                    ') for offline evaluation: camera frames, the instruction and the '
-                    'ground-truth actions, one step per frame.')
-    parser.add_argument('steps_json', metavar='STEPS.json', type=Path)
-    parser.add_argument('out_bag', metavar='OUT_BAG', type=Path,
-                        help='bag directory to create (must not exist)')
-    parser.add_argument('--rate', type=float, default=DEFAULT_RATE_HZ, metavar='HZ',
-                        help='step rate when STEPS.json has no stamps (default %(default)s)')
-    parser.add_argument('--storage', choices=STORAGES, default='sqlite3',
-                        help='rosbag2 storage format (default %(default)s)')
-    parser.add_argument('--compressed', action='store_true',
-                        help=f'write {COMPRESSED_IMAGE_TOPIC} instead of raw rgb8 frames')
-    parser.add_argument('--compressed-format', choices=('jpeg', 'png'), default='jpeg',
-                        help=f'compression with --compressed: jpeg (quality {JPEG_QUALITY}, '
-                             'lossy) or png (exact); default %(default)s')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    parser.set_defaults(func=_make_bag_command)
-
-
-def _make_bag_command(args: argparse.Namespace) -> int:
-    summary = make_bag(args.steps_json, args.out_bag, rate_hz=args.rate, storage=args.storage,
-                       compressed=args.compressed, progress=not args.no_progress,
-                       compressed_format=args.compressed_format)
-    print(format_summary(summary))
-    return 0
+# Output
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Latency benchmark: the engine alone per execution mode, then the real policy node.
 
 Engine figures come from ``VllmPolicy.predict`` on distinct images: vLLM caches the
@@ -22,10 +24,9 @@ synthetic camera frames at a fixed rate and an instruction over real topics:
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import replace
 from datetime import datetime, timezone
 import hashlib
-import json
 import math
 import os
 from pathlib import Path
@@ -38,10 +39,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from openvla_ros.tools.synthetic import scene_image
+from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, percentile, stamp_to_ns
+from openvla_ros.tools.report import jsonable, policy_provenance, write_json
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, unique_image
 
 MODES = ('eager', 'graph')
-DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
 CPU_GRAPH_REASON = 'no CUDA graphs on the CPU platform'
 #: Published figures to compare with: OpenVLA on vLLM on an AMD Strix Halo iGPU.
 REFERENCE = {
@@ -59,19 +62,6 @@ REFERENCE = {
 # Inputs and statistics
 
 
-def unique_image(index: int, salt: int = 0) -> np.ndarray:
-    """Return synthetic scene ``index`` with ``index`` and ``salt`` written into row 0.
-
-    The scene repeats every 100 frames; the written bytes make every (index, salt) pair a
-    distinct image, so vLLM's image and prefix caches never hit.
-    """
-    image = scene_image(index)
-    code = np.frombuffer(int(index).to_bytes(8, 'little') + int(salt).to_bytes(8, 'little'),
-                         dtype=np.uint8)
-    image[0, :code.size, 0] = code
-    return image
-
-
 def _image_key(image: Any) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
 
@@ -83,13 +73,8 @@ def stats_ms(values_s: Sequence[float]) -> dict[str, float | int | None]:
     if values.size == 0:
         return {'n': 0, 'mean': None, 'p50': None, 'p95': None, 'min': None, 'max': None}
     return {'n': int(values.size), 'mean': float(values.mean()),
-            'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
+            'p50': percentile(values, 50), 'p95': percentile(values, 95),
             'min': float(values.min()), 'max': float(values.max())}
-
-
-def _jsonable_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (options or {}).items()
-            if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,17 +91,10 @@ def hardware_info() -> dict[str, Any]:
         info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
-    from openvla_ros.core.hardware import read_cpu_info
+    from openvla_ros.core.hardware import read_cpu_info, read_memory_gib
     info['cpu_model'] = read_cpu_info()[1] or platform.processor() or None
-    try:
-        with open('/proc/meminfo', encoding='utf-8') as stream:
-            for line in stream:
-                key, _, rest = line.partition(':')
-                if key in ('MemTotal', 'MemAvailable'):
-                    gib = round(int(rest.split()[0]) / 1024 ** 2, 2)
-                    info['memory_total_gib' if key == 'MemTotal' else 'memory_available_gib'] = gib
-    except (OSError, ValueError, IndexError):
-        pass
+    for key, gib in read_memory_gib().items():
+        info[f'memory_{key}_gib'] = round(gib, 2)
     try:
         import torch
         if torch.cuda.is_available():
@@ -283,7 +261,6 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from geometry_msgs.msg import TwistStamped
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
@@ -292,6 +269,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
 
     from openvla_ros.core.images import rgb_to_image_fields
     from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.node.qos import LATCHED
 
     if not (math.isfinite(camera_hz) and camera_hz > 0):
         raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
@@ -326,7 +304,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
         nodes.append(harness)
 
         def on_twist(msg: Any, info: Any) -> None:
-            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+            stamp = stamp_to_ns(msg.header.stamp)
             with lock:
                 twists.append((stamp, info['source_timestamp'], info['received_timestamp']))
 
@@ -337,9 +315,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
         harness.create_subscription(TwistStamped, 'ee_delta', on_twist, 50)
         harness.create_subscription(Float64MultiArray, 'action', on_action, 50)
         image_pub = harness.create_publisher(Image, 'image', 10)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        instruction_pub = harness.create_publisher(String, 'instruction', latched)
+        instruction_pub = harness.create_publisher(String, 'instruction', LATCHED)
         executor = MultiThreadedExecutor(num_threads=3, context=context)
         for item in nodes:
             executor.add_node(item)
@@ -373,7 +349,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
             msg = Image(**rgb_to_image_fields(rgb))
             msg.header.frame_id = 'camera'
             stamp = time.time_ns()
-            msg.header.stamp = TimeMsg(sec=stamp // 10 ** 9, nanosec=stamp % 10 ** 9)
+            msg.header.stamp = TimeMsg(**ns_to_stamp_fields(stamp))
             with lock:
                 published[_image_key(rgb)] = stamp
                 stamps.add(stamp)
@@ -436,23 +412,23 @@ def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
         if call is None:
             continue
         engine_s.append(call.get('e2e_s', float('nan')))
-        sample = {'image_stamp_s': (stamp - first_stamp) * 1e-9,
-                  'engine_start_s': (call['start_ns'] - first_stamp) * 1e-9,
-                  'published_s': (source - first_stamp) * 1e-9,
+        sample = {'image_stamp_s': (stamp - first_stamp) / NS_PER_S,
+                  'engine_start_s': (call['start_ns'] - first_stamp) / NS_PER_S,
+                  'published_s': (source - first_stamp) / NS_PER_S,
                   'engine_ms': call.get('e2e_s', float('nan')) * 1e3,
                   'during_camera': call['start_ns'] <= camera_end_ns}
         if sample['during_camera']:
-            age_s.append((call['start_ns'] - stamp) * 1e-9)
-            camera_to_command_s.append((received - stamp) * 1e-9)
+            age_s.append((call['start_ns'] - stamp) / NS_PER_S)
+            camera_to_command_s.append((received - stamp) / NS_PER_S)
         if previous_source is not None:
-            cycle = (source - previous_source) * 1e-9
+            cycle = (source - previous_source) / NS_PER_S
             cycle_s.append(cycle)
             cycle_engine_s.append(call.get('e2e_s', float('nan')))
             overhead_s.append(cycle - call.get('e2e_s', float('nan')))
         previous_source = source
         samples.append(sample)
     sources = [source for _, source, _ in commands]
-    rate = ((len(sources) - 1) / ((sources[-1] - sources[0]) * 1e-9)
+    rate = ((len(sources) - 1) / ((sources[-1] - sources[0]) / NS_PER_S)
             if len(sources) >= 2 and sources[-1] > sources[0] else None)
     engine = stats_ms(engine_s)
     # The ceiling over the same actions as the rate: those that close a cycle.
@@ -502,8 +478,8 @@ def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
 
 def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, images: int = 20,
                   warmup: int = 2, modes: Sequence[str] = MODES, camera_hz: float = 30.0,
-                  node_seconds: float = 20.0, engine_options: Mapping[str, Any] | None = None,
-                  trust_remote_code: bool = False, policy: Any = None,
+                  node_seconds: float = 20.0, engine: EngineConfig | None = None,
+                  policy: Any = None,
                   instruction: str = DEFAULT_INSTRUCTION, out: Path | str | None = None,
                   progress: bool = True, preparation: Any = None,
                   statistics_file: str | None = None) -> dict[str, Any]:
@@ -512,10 +488,11 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
     With ``policy`` (an already loaded :class:`~openvla_ros.core.engine.VllmPolicy`), only the mode
     that engine runs in is measured and the engine is left open; otherwise one engine per mode
     is built from ``model`` and closed before the next. ``node_seconds`` 0 skips the node
-    figure. ``preparation`` and ``statistics_file`` go to the engines built here (a given
-    ``policy`` keeps its own). With ``out`` the report is also written there as JSON.
+    figure. ``engine`` (its ``enforce_eager`` set by each mode), ``preparation`` and
+    ``statistics_file`` go to the engines built here (a given ``policy`` keeps its own). With
+    ``out`` the report is also written there as JSON.
     """
-    _check(images, warmup, modes, camera_hz, node_seconds)
+    check_options(images, warmup, modes, camera_hz, node_seconds)
     if policy is None and not model:
         raise ValueError('give a model (checkpoint directory or hub id) or a loaded policy')
     started = time.perf_counter()
@@ -533,7 +510,7 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                 'unnorm_key': getattr(getattr(policy, 'decoder', None), 'unnorm_key',
                                       unnorm_key)}
     if policy is not None:
-        identity.update(_provenance(policy))
+        identity.update(policy_provenance(policy))
     for mode in modes:
         entry: dict[str, Any] = {'mode': mode}
         if mode == 'graph' and on_cpu:
@@ -546,23 +523,22 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
         own = policy is None
         if own:
             from openvla_ros.core.engine import VllmPolicy
-            options = dict(engine_options or {})
-            options['enforce_eager'] = mode == 'eager'
-            current = VllmPolicy(model, unnorm_key, trust_remote_code=trust_remote_code,
-                                 engine_options=options, preparation=preparation,
-                                 statistics_file=statistics_file)
+            current = VllmPolicy(model, unnorm_key,
+                                 engine=replace(engine or EngineConfig(),
+                                                enforce_eager=mode == 'eager'),
+                                 preparation=preparation, statistics_file=statistics_file)
         else:
             current = policy
         try:
             entry.update({'status': 'measured',
-                          'engine_options': _jsonable_options(current.engine_options),
+                          'engine_options': jsonable(current.engine_options),
                           'startup_s': getattr(current, 'startup_s', None)})
             report_engine = getattr(current, 'engine_report', None)
             if callable(report_engine):
-                entry['engine'] = _jsonable_options(report_engine())
+                entry['engine'] = jsonable(report_engine())
             settings = entry['engine_options']
             identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key,
-                        **_provenance(current)}
+                        **policy_provenance(current)}
             measure_started = time.perf_counter()
             entry.update(measure_engine(current, images, warmup, instruction, salt, progress,
                                         label=mode))
@@ -602,23 +578,8 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
         'wall_time_s': time.perf_counter() - started,
     }
     if out is not None:
-        path = Path(out)
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, 'w', encoding='utf-8') as stream:
-            json.dump(report, stream, indent=2, allow_nan=False)
-            stream.write('\n')
+        write_json(out, report)
     return report
-
-
-def _provenance(policy: Any) -> dict[str, Any]:
-    """Return the policy's image preparation and statistics source and hash, for the report."""
-    preparation = getattr(policy, 'preparation', None)
-    provenance = getattr(getattr(policy, 'decoder', None), 'provenance', None)
-    found = provenance() if callable(provenance) else {}
-    return {'image_preprocessing': preparation.describe() if preparation is not None else None,
-            'statistics_source': found.get('statistics_source'),
-            'statistics_hash': found.get('statistics_hash')}
 
 
 def _rclpy_missing() -> str | None:
@@ -629,8 +590,9 @@ def _rclpy_missing() -> str | None:
     return None
 
 
-def _check(images: int, warmup: int, modes: Sequence[str], camera_hz: float,
-           node_seconds: float) -> None:
+def check_options(images: int, warmup: int, modes: Sequence[str], camera_hz: float,
+                  node_seconds: float) -> None:
+    """Raise ``ValueError`` for benchmark options that cannot work, naming the option."""
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise ValueError(f'images must be an integer >= 1, got {images!r}')
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
@@ -696,92 +658,3 @@ def format_tables(report: Mapping[str, Any]) -> str:
         f"{diag.get('frames_superseded')}, stale {diag.get('frames_stale')}",
     ]
     return '\n'.join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``benchmark`` subcommand."""
-    from openvla_ros.core.cpu_knobs import KNOB_NAMES
-    from openvla_ros.core.engine import add_engine_arguments, add_preprocessing_arguments
-    parser = subparsers.add_parser(
-        'benchmark', help='measure TTFT, TPOT, end-to-end latency and the node\'s action rate',
-        description='Measure the engine per execution mode (eager; CUDA graphs where the '
-                    'platform has them) on distinct images, then run the policy node in this '
-                    'process under a synthetic camera. Prints two tables and writes every '
-                    'figure, the machine and the software versions to a JSON file.')
-    parser.add_argument('--model', required=True,
-                        help='checkpoint directory or hub id (e.g. openvla/openvla-7b)')
-    parser.add_argument('--unnorm-key', default=None,
-                        help='dataset statistics to unnormalize with (e.g. bridge_orig)')
-    parser.add_argument('--images', type=int, default=20, metavar='N',
-                        help='measured predictions, each on a new image (default %(default)s)')
-    parser.add_argument('--warmup', type=int, default=2, metavar='W',
-                        help='predictions before measuring (default %(default)s)')
-    parser.add_argument('--modes', default=','.join(MODES),
-                        help='comma-separated engine modes: eager (no CUDA graphs), graph '
-                             '(CUDA graphs; skipped on CPU); default %(default)s')
-    parser.add_argument('--camera-hz', type=float, default=30.0, metavar='HZ',
-                        help='synthetic camera rate for the node figure (default %(default)s)')
-    parser.add_argument('--node-seconds', type=float, default=20.0, metavar='S',
-                        help='how long the node runs; 0 skips the node (default %(default)s)')
-    parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION, metavar='TEXT',
-                        help='instruction for every prediction (default "%(default)s")')
-    parser.add_argument('--out', type=Path, default=Path('benchmark.json'), metavar='FILE.json',
-                        help='JSON report (default %(default)s)')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
-    parser.add_argument('--cpu-knobs', default=None, metavar='SETTINGS',
-                        help='instead of the modes and the node: compare CPU engine settings '
-                             'side by side, one engine each on the same images (comma-separated '
-                             'from: ' + ', '.join(KNOB_NAMES) + '; the first is the '
-                             'reference)')
-    add_preprocessing_arguments(parser)
-    add_engine_arguments(parser)
-    parser.set_defaults(func=_benchmark_command)
-
-
-def _benchmark_command(args: argparse.Namespace) -> int:
-    from openvla_ros.tools.evaluate import _precheck_unnorm_key
-    from openvla_ros.core.engine import (engine_options_from_args, preparation_from_args,
-                                    statistics_file_from_args)
-    from openvla_ros.core.prompt import clean_instruction
-
-    modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
-    _check(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
-    clean_instruction(args.instruction)
-    preparation = preparation_from_args(args)
-    statistics_file = statistics_file_from_args(args)
-    _precheck_unnorm_key(args.model, args.unnorm_key, statistics_file)
-    options = engine_options_from_args(args)
-    if args.cpu_knobs:
-        return _knobs_command(args, options)
-    options.pop('enforce_eager', None)   # the mode decides
-    report = run_benchmark(args.model, args.unnorm_key, images=args.images, warmup=args.warmup,
-                           modes=modes, camera_hz=args.camera_hz,
-                           node_seconds=args.node_seconds, engine_options=options,
-                           trust_remote_code=args.trust_remote_code,
-                           instruction=args.instruction, out=args.out,
-                           progress=not args.no_progress, preparation=preparation,
-                           statistics_file=statistics_file)
-    print(format_tables(report))
-    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
-    return 0
-
-
-def _knobs_command(args: argparse.Namespace, options: dict) -> int:
-    from openvla_ros.core.cpu_knobs import format_knobs, measure_knobs
-    names = [name.strip() for name in args.cpu_knobs.split(',') if name.strip()]
-    started = time.perf_counter()
-    rows = measure_knobs(args.model, args.unnorm_key, names, args.images, args.warmup, options,
-                         salt=secrets.randbits(63), progress=not args.no_progress)
-    report = {'cpu_knobs': rows, 'images': args.images, 'warmup': args.warmup,
-              'hardware': hardware_info(), 'software': software_versions(),
-              'wall_time_s': time.perf_counter() - started}
-    with open(args.out, 'w', encoding='utf-8') as stream:
-        json.dump(report, stream, indent=2, allow_nan=False)
-        stream.write('\n')
-    print(format_knobs(rows))
-    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
-    return 0

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """``openvla-ros demo``: the policy node on a generated camera, end to end, for a bounded time.
 
 Runs the real lifecycle node (it loads the model through vLLM in ``configure``), a camera
@@ -8,15 +10,14 @@ actions are meaningless: the demo shows the plumbing, the rate and the latency, 
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import fields
 import os
 import threading
 import time
 from typing import Any
 
-from openvla_ros.core.engine import (add_engine_arguments, add_preprocessing_arguments,
-                                engine_options_from_args, preparation_from_args,
-                                statistics_file_from_args)
+from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.preprocessing import ImagePreparation
 
 DISCLAIMER = (
     'NOTE: the generated test checkpoint has random weights, so these actions are meaningless; '
@@ -26,47 +27,31 @@ DISCLAIMER = (
     'model:=openvla/openvla-7b unnorm_key:=bridge_orig with your camera).')
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
-        'demo', help='run the policy node on a generated camera and print its actions',
-        description=__doc__.split('\n\n')[0])
-    parser.add_argument('--model', default=None,
-                        help='checkpoint directory or hub id (default: the generated test '
-                             'checkpoint, built and cached on first use)')
-    parser.add_argument('--unnorm-key', default='bridge_orig',
-                        help='dataset statistics (default %(default)s)')
-    parser.add_argument('--instruction', default='put the spoon on the towel',
-                        help='task sent on the instruction topic')
-    parser.add_argument('--duration', type=float, default=30.0,
-                        help='seconds to run after the node is active (default %(default)s)')
-    parser.add_argument('--camera-hz', type=float, default=30.0,
-                        help='rate of the generated camera (default %(default)s)')
-    add_preprocessing_arguments(parser)
-    add_engine_arguments(parser)
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.duration <= 0 or args.camera_hz <= 0:
+def check_options(duration: float, camera_hz: float) -> None:
+    """Raise ``ValueError`` unless the run time and the camera rate are positive."""
+    if duration <= 0 or camera_hz <= 0:
         raise ValueError('--duration and --camera-hz must be positive')
-    preparation = preparation_from_args(args)   # a bad --center-crop-scale fails right here
-    model = args.model
-    if model is None:
-        from openvla_ros.tools.generated_checkpoint import cached_test_model
-        print('[demo] preparing the generated test checkpoint (built once, then cached) ...',
-              flush=True)
-        model = str(cached_test_model())
-    print(DISCLAIMER, flush=True)
-    result = run_demo(model, args.unnorm_key, args.instruction, args.duration,
-                      args.camera_hz, engine_options_from_args(args),
-                      trust_remote_code=args.trust_remote_code, preparation=preparation,
-                      statistics_file=statistics_file_from_args(args))
-    if result['actions'] > 0:
-        return 0
-    print(f"[demo] FAILED: no action in {result.get('seconds', args.duration):.0f} s: "
-          f"{result.get('reason', 'see the messages above')}", flush=True)
-    return 1
+
+
+def demo_model(model: str | None) -> str:
+    """Return ``model``, or the generated test checkpoint (built and cached on first use)."""
+    if model is not None:
+        return model
+    from openvla_ros.tools.generated_checkpoint import cached_test_model
+    print('[demo] preparing the generated test checkpoint (built once, then cached) ...',
+          flush=True)
+    return str(cached_test_model())
+
+
+def failure_line(result: dict, duration: float) -> str:
+    """Return the line printed when the demo saw no action."""
+    return (f"[demo] FAILED: no action in {result.get('seconds', duration):.0f} s: "
+            f"{result.get('reason', 'see the messages above')}")
+
+
+def engine_parameter_values(engine: EngineConfig) -> dict[str, Any]:
+    """Return the node's ``engine.<option>`` parameter values for ``engine``, every option."""
+    return {f'engine.{option.name}': getattr(engine, option.name) for option in fields(engine)}
 
 
 #: Seconds the demo's clean-up may take before the process leaves anyway (a hung engine).
@@ -76,12 +61,14 @@ WAITING_REPORT_S = 10.0
 
 
 def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
-             camera_hz: float, engine_options: dict, trust_remote_code: bool = False,
-             preparation: Any = None, statistics_file: str | None = None) -> dict:
+             camera_hz: float, engine: EngineConfig | None = None,
+             preparation: ImagePreparation | None = None,
+             statistics_file: str | None = None) -> dict:
     """Run node + camera + listener for ``duration`` seconds once active; return a summary.
 
-    ``preparation`` (an :class:`~openvla_ros.core.preprocessing.ImagePreparation`) and
-    ``statistics_file`` become the node's image preparation and statistics parameters.
+    ``engine`` becomes the node's ``engine.*`` parameters (every option, see
+    :func:`engine_parameter_values`); ``preparation`` and ``statistics_file`` its image
+    preparation and statistics parameters.
 
     The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
     first action, the rate counted from the first action, and the engine figures.
@@ -90,25 +77,25 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
     from openvla_ros.core.images import rgb_to_image_fields
     from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.node.qos import LATCHED
     from openvla_ros.tools.synthetic import scene_image
 
     # The demo's camera and node live in this process: keep their DDS traffic on loopback.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     rclpy.init()
-    node = OpenVlaPolicyNode(parameter_overrides=_node_parameters(
-        Parameter, model, unnorm_key, instruction, engine_options, trust_remote_code)
+    values = {'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
+              **engine_parameter_values(engine or EngineConfig())}
+    node = OpenVlaPolicyNode(parameter_overrides=[
+        Parameter(name, value=value) for name, value in values.items()]
         + preparation_parameters(preparation, statistics_file))
     peer = rclpy.create_node('openvla_demo')
     camera = peer.create_publisher(Image, 'image', 10)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    peer.create_publisher(String, 'instruction', latched).publish(String(data=instruction))
+    peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
     received: list[float] = []
     started = [0.0]
 
@@ -178,25 +165,6 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         rclpy.try_shutdown()
         deadline.cancel()
     return summary
-
-
-def _node_parameters(parameter: Any, model: str, unnorm_key: str, instruction: str,
-                     engine_options: dict, trust_remote_code: bool) -> list:
-    """Return the node's parameter overrides for the demo's model and engine flags."""
-    values: dict[str, Any] = {
-        'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
-        'engine.dtype': engine_options.get('dtype', 'auto'),
-        'engine.max_model_len': int(engine_options.get('max_model_len', 512)),
-        'engine.seed': int(engine_options.get('seed', 0)),
-        'engine.trust_remote_code': bool(trust_remote_code),
-    }
-    if engine_options.get('enforce_eager'):
-        values['engine.enforce_eager'] = True
-    if engine_options.get('gpu_memory_utilization'):
-        values['engine.gpu_memory_utilization'] = float(engine_options['gpu_memory_utilization'])
-    if engine_options.get('quantization'):
-        values['engine.quantization'] = str(engine_options['quantization'])
-    return [parameter(name, value=value) for name, value in values.items()]
 
 
 def _status(node: Any) -> dict[str, str]:

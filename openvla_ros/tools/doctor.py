@@ -9,7 +9,6 @@ vLLM to ask it which platform it would run on (a few seconds).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 import importlib.metadata
 import importlib.util
@@ -140,13 +139,12 @@ def check_ros() -> list[Check]:
 
 def check_memory() -> Check:
     """Report the memory an engine can reserve."""
-    try:
-        with open('/proc/meminfo', encoding='utf-8') as stream:
-            info = {line.split(':')[0]: int(line.split()[1]) for line in stream}
-    except (OSError, ValueError, IndexError):
+    from openvla_ros.core.hardware import read_memory_gib
+    memory = read_memory_gib()
+    if not memory:
         return Check('memory', WARN, 'cannot read /proc/meminfo')
-    available = info.get('MemAvailable', 0) / 2**20
-    detail = f'{available:.1f} of {info.get("MemTotal", 0) / 2**20:.1f} GiB available'
+    available = memory.get('available', 0.0)
+    detail = f'{available:.1f} of {memory.get("total", 0.0):.1f} GiB available'
     if available < 6:
         return Check('memory', WARN, detail, 'the test checkpoint in float32 needs ~4 GiB')
     return Check('memory', OK, detail)
@@ -185,23 +183,16 @@ def diagnose(machine: Any = None) -> tuple[list[Check], dict[str, Any]]:
     return checks, facts
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``doctor`` subcommand."""
-    parser = subparsers.add_parser(
-        'doctor', help='check what this machine will do (CPU, GPU, dtype, vLLM, ROS) in seconds',
-        description=__doc__.split('\n\n')[0])
-    parser.add_argument('--json', action='store_true', help='print one JSON object instead')
-    parser.set_defaults(func=_run)
+def failed(checks: list[Check]) -> bool:
+    """Return whether any check FAILed (the command then exits 1)."""
+    return any(check.level == FAIL for check in checks)
 
 
-def _run(args: argparse.Namespace) -> int:
-    checks, facts = diagnose()
-    failed = any(c.level == FAIL for c in checks)
-    if args.json:
-        print(json.dumps({'checks': [asdict(c) for c in checks], **facts, 'ok': not failed}))
-    else:
-        for check in checks:
-            print(check.line())
-        print('doctor: ' + ('FAIL: fix the lines marked FAIL' if failed else
-                            'this machine can run the policy'))
-    return 1 if failed else 0
+def format_report(checks: list[Check], facts: dict[str, Any], as_json: bool = False) -> str:
+    """Return the report: one line per check and a verdict, or one JSON object."""
+    if as_json:
+        return json.dumps({'checks': [asdict(c) for c in checks], **facts,
+                           'ok': not failed(checks)})
+    verdict = ('FAIL: fix the lines marked FAIL' if failed(checks) else
+               'this machine can run the policy')
+    return '\n'.join([check.line() for check in checks] + ['doctor: ' + verdict])

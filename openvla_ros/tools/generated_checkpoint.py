@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Generate a small OpenVLA-architecture checkpoint with random weights, for tests and demos.
 
 No machine of this project reaches a model hub, so the test suite and the demo make their own
@@ -20,7 +22,6 @@ uniform noise and the model then emits the same tokens for every image.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -50,6 +51,8 @@ NORM_STATS = {
 }
 #: Bumped whenever the generated checkpoint changes, so caches rebuild.
 FORMAT_VERSION = 1
+#: File in which a generated checkpoint records its format version and build options.
+MARKER = 'openvla_ros_test_model.json'
 BASE_VOCAB = 32000
 PADDED_VOCAB = 32064
 SPACE_ID = 29871
@@ -209,7 +212,7 @@ def make_test_model(directory: str | os.PathLike, *, seed: int = 0, hidden_size:
         info = {'format_version': FORMAT_VERSION, 'seed': seed,
                 'parameters': int(sum(t.numel() for t in tensors.values())),
                 'seconds': round(time.perf_counter() - started, 1)}
-        (staging / 'openvla_ros_test_model.json').write_text(json.dumps(info, indent=2) + '\n')
+        (staging / MARKER).write_text(json.dumps(info, indent=2) + '\n')
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -220,11 +223,15 @@ def make_test_model(directory: str | os.PathLike, *, seed: int = 0, hidden_size:
     return target
 
 
+def checkpoint_info(directory: str | os.PathLike) -> dict:
+    """Return what a test checkpoint records about itself (format version, seed, sizes)."""
+    return json.loads((Path(directory) / MARKER).read_text())
+
+
 def is_test_model(directory: str | os.PathLike) -> bool:
     """Return whether ``directory`` holds a complete test checkpoint of the current format."""
-    marker = Path(directory) / 'openvla_ros_test_model.json'
     try:
-        info = json.loads(marker.read_text())
+        info = checkpoint_info(directory)
     except (OSError, ValueError):
         return False
     return (info.get('format_version') == FORMAT_VERSION
@@ -260,22 +267,3 @@ def _progress(total: int, enabled: bool) -> Any:
     except ImportError:
         return _NoBar()
     return tqdm(total=total, desc='test checkpoint', unit='step')
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``make-test-model`` subcommand."""
-    parser = subparsers.add_parser(
-        'make-test-model',
-        help='write a small random-weight OpenVLA-architecture checkpoint (for tests/demos)',
-        description=__doc__.split('\n\n')[0])
-    parser.add_argument('directory', metavar='DIR', help='where to write the checkpoint')
-    parser.add_argument('--seed', type=int, default=0, help='random seed of the weights')
-    parser.add_argument('--overwrite', action='store_true', help='rebuild an existing one')
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    path = make_test_model(args.directory, seed=args.seed, overwrite=args.overwrite)
-    info = json.loads((path / 'openvla_ros_test_model.json').read_text())
-    print(json.dumps({'model': str(path), **info}))
-    return 0

@@ -1,9 +1,11 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Accuracy and latency metrics of an offline evaluation, in plain numpy.
 
 Conventions shared by every function here:
 
-* actions are 7-vectors in the model's order (:data:`openvla_ros.core.decoding.ACTION_NAMES`), in the
-  robot's units (metres, radians, gripper 0 = closed ... 1 = open);
+* actions are 7-vectors in the model's order (:data:`openvla_ros.core.decoding.ACTION_NAMES`),
+  in the robot's units (metres, radians, gripper 0 = closed ... 1 = open);
 * a metric that has no data (no evaluated frame, every latency sample inside the warm-up) is
   ``None``, never NaN, so reports stay strict JSON;
 * the overall ``mse`` is the mean over all 7 dimensions and all frames: the figure OpenVLA's
@@ -17,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from openvla_ros.core.decoding import ACTION_DIM
+from openvla_ros.core.stats import percentile
 
 #: Tolerance used when fewer than two stamps leave the control period unknown: half the period
 #: of a 5 Hz controller, the rate OpenVLA was trained at on BridgeData V2.
@@ -162,7 +165,7 @@ def latency_summary(latencies: Iterable[float], warmup: int = 1) -> dict[str, fl
         return {'mean': None, **{key: None for key, _ in LATENCY_PERCENTILES}}
     summary: dict[str, float | None] = {'mean': float(np.mean(values))}
     for key, q in LATENCY_PERCENTILES:
-        summary[key] = float(np.percentile(values, q))
+        summary[key] = percentile(values, q)
     return summary
 
 

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """PNG plots of an offline evaluation: actions over time, per-dimension errors, latency.
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas directly, never
@@ -13,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from openvla_ros.core.decoding import ACTION_NAMES
+from openvla_ros.core.stats import percentile
 
 #: Unit of each action dimension, for axis labels.
 ACTION_UNITS = ('m', 'm', 'm', 'rad', 'rad', 'rad', 'gripper')
@@ -110,7 +113,7 @@ def plot_latency(latencies: Sequence[float], path: Path | str,
     axis = figure.add_subplot()
     axis.hist(values, bins=min(30, max(5, values.size // 2)), color='#4c72b0', alpha=0.8)
     for q, style in ((50, '-'), (95, '--')):
-        value = float(np.percentile(values, q))
+        value = percentile(values, q)
         axis.axvline(value, color='#c44e52', linestyle=style, label=f'p{q} = {value:.1f} ms')
     axis.set_xlabel('latency per prediction [ms]')
     axis.set_ylabel('frames')

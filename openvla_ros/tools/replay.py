@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Online evaluation: replay a bag into the live ROS graph, record the node, score the recording.
 
 The online twin of ``evaluate``. Instead of calling the policy on every frame, this publishes a
@@ -25,9 +27,7 @@ Needs rclpy (ROS 2) but no ``ros2 bag``: bags are read and written with ``rosbag
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime, timezone
-import json
 import math
 from pathlib import Path
 import sys
@@ -35,12 +35,12 @@ import threading
 import time
 from typing import Any, Mapping
 
-from openvla_ros.tools.bags import (_typestore, add_bag_topic_arguments, ARRAY_TYPE, BagData,
-                              COMPRESSED_IMAGE_TYPE, FLOAT64_TYPE, GT_GRIPPER_TOPIC,
-                              GT_TWIST_TOPIC, INSTRUCTION_TOPIC, read_bag, read_bag_from_args,
-                              TWIST_STAMPED_TYPE)
-from openvla_ros.tools.evaluate import format_table, REPORT_MD, write_report
+from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, stamp_to_ns
+from openvla_ros.tools.bags import (ARRAY_TYPE, BagData, BAG_VERSION, COMPRESSED_IMAGE_TYPE,
+                                    FLOAT64_TYPE, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC,
+                                    INSTRUCTION_TOPIC, read_bag, TWIST_STAMPED_TYPE, typestore)
 from openvla_ros.tools.metrics import match_ground_truth
+from openvla_ros.tools.report import write_report
 
 #: Skip reasons of a replay, in the order they are checked.
 REPLAY_SKIP_REASONS = ('bad_image', 'not_acted_on', 'no_ground_truth')
@@ -51,7 +51,6 @@ RECORDED_TOPICS = (('ee_delta', TWIST_STAMPED_TYPE), ('gripper', FLOAT64_TYPE),
                    ('action', ARRAY_TYPE), ('diagnostics', DIAGNOSTIC_ARRAY_TYPE))
 #: A command and its raw action are published back to back; this bounds their pairing.
 PAIR_WINDOW_NS = 500_000_000
-_NS = 1_000_000_000
 _NODE_PARAMETERS = ('model', 'unnorm_key', 'use_sim_time', 'stamp_source', 'max_image_age',
                     'use_compressed', 'max_rate_hz', 'image_preprocessing', 'center_crop',
                     'center_crop_scale', 'statistics_file')
@@ -217,13 +216,14 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosbags.rosbag2 import Reader
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
     from builtin_interfaces.msg import Time as TimeMsg
     from tqdm import tqdm
+
+    from openvla_ros.node.qos import LATCHED
 
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise ReplayError(f'rate must be a positive factor (1 = real time), got {rate!r}')
@@ -260,9 +260,7 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
         node = rclpy.create_node('openvla_replay', namespace=namespace or '/', context=context)
         image_pub = node.create_publisher(CompressedImage if compressed else Image,
                                           'image/compressed' if compressed else 'image', 10)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        instruction_pub = node.create_publisher(String, 'instruction', latched)
+        instruction_pub = node.create_publisher(String, 'instruction', LATCHED)
         clock_pub = node.create_publisher(Clock, '/clock', 10)
         recorder = _Recorder(node)
         executor = SingleThreadedExecutor(context=context)
@@ -281,7 +279,7 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
 
         def publish_clock(ns: int) -> None:
             recorder.sim_ns = ns
-            clock_pub.publish(Clock(clock=TimeMsg(sec=ns // _NS, nanosec=ns % _NS)))
+            clock_pub.publish(Clock(clock=TimeMsg(**ns_to_stamp_fields(ns))))
 
         reader = Reader(data.path)
         reader.open()
@@ -302,11 +300,11 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
                     publish_clock(t0)
                     if instruction is not None:
                         instruction_pub.publish(String(data=instruction))
-                due = wall0 + (stamp - t0) / _NS / rate
+                due = wall0 + (stamp - t0) / NS_PER_S / rate
                 # /clock follows bag time between messages, as `ros2 bag play --clock` does.
                 while (now := time.monotonic()) < due:
                     time.sleep(min(period, due - now))
-                    sim = t0 + int((min(time.monotonic(), due) - wall0) * rate * _NS)
+                    sim = t0 + int((min(time.monotonic(), due) - wall0) * rate * NS_PER_S)
                     if sim > recorder.sim_ns:
                         publish_clock(min(sim, stamp))
                 if stamp > recorder.sim_ns:
@@ -326,7 +324,7 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
             while (now := time.monotonic()) < end:
                 time.sleep(min(period, end - now))
                 if t0 is not None:
-                    sim = t0 + int((time.monotonic() - wall0) * rate * _NS)
+                    sim = t0 + int((time.monotonic() - wall0) * rate * NS_PER_S)
                     if sim > recorder.sim_ns:
                         publish_clock(sim)
         finally:
@@ -354,8 +352,7 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
 def _write_recording(path: Path, messages: list[dict[str, Any]], topics: dict[str, str]) -> None:
     """Write the recorded messages into a sqlite3 rosbag2, stamped with bag (sim) time."""
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from openvla_ros.tools.bags import BAG_VERSION
-    store = _typestore()
+    store = typestore()
     types = dict(RECORDED_TOPICS)
     with Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3) as writer:
         connections = {name: writer.add_connection(topics[name], types[name], typestore=store)
@@ -381,12 +378,12 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
            started_at: datetime, recording: Path, write_plots: bool,
            metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attribute the recorded actions to bag frames and write the report."""
-    store = _typestore()
+    store = typestore()
     twists = []
     for message in messages:
         if message['topic'] == 'ee_delta':
             msg = store.deserialize_cdr(message['raw'], TWIST_STAMPED_TYPE)
-            stamp = (int(msg.header.stamp.sec) * _NS + int(msg.header.stamp.nanosec))
+            stamp = stamp_to_ns(msg.header.stamp)
             t = msg.twist
             command = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
             twists.append({**message, 'stamp_ns': stamp, 'command': [float(v) for v in command],
@@ -416,7 +413,7 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
         header = getattr(getattr(frame.msg, 'header', None), 'stamp', None)
         if header is None:
             continue
-        key = int(header.sec) * _NS + int(header.nanosec)
+        key = stamp_to_ns(header)
         if key == 0:
             continue   # an unset stamp: the node would stamp its command 0, unattributable
         if key in by_stamp:
@@ -454,15 +451,15 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
             skipped.append({**entry, 'reason': 'no_ground_truth',
                             'message': 'acted on, but no ground truth within tolerance'})
             continue
-        latency = (action['received_ns'] - published[frame.index]) / _NS
+        latency = (action['received_ns'] - published[frame.index]) / NS_PER_S
         text = (options['instruction'] if options['instruction'] is not None
                 else data.instruction_at(frame.bag_time_ns))
-        stamp_ns = twist['stamp_ns']
+        stamp = ns_to_stamp_fields(twist['stamp_ns'])
         records.append({
             'index': frame.index,
             'stamp': frame.stamp_s,
-            'stamp_sec': stamp_ns // _NS,
-            'stamp_nanosec': stamp_ns % _NS,
+            'stamp_sec': stamp['sec'],
+            'stamp_nanosec': stamp['nanosec'],
             'bag_time': frame.bag_time_s,
             'instruction': text,
             'predicted': action['values'],
@@ -470,7 +467,7 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
             'ground_truth': [float(v) for v in data.ground_truth[match].values],
             'latency_s': latency,
             'timings': {'publish_to_action_s': latency,
-                        'action_sim_time_s': action['sim_ns'] / _NS},
+                        'action_sim_time_s': action['sim_ns'] / NS_PER_S},
         })
     diagnostics = _diagnostics(store, messages)
     report_notes = [
@@ -514,74 +511,18 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
                         skip_reasons=REPLAY_SKIP_REASONS)
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``replay`` subcommand."""
-    parser = subparsers.add_parser(
-        'replay', help='replay a rosbag2 into a running policy node and score what it publishes',
-        description='Publish a bag\'s camera and instruction topics to a running policy node '
-                    'with the bag\'s timing and /clock (run the node with use_sim_time true), '
-                    'record its ee_delta, gripper, action and diagnostics into DIR/recording '
-                    'and score the actions against the bag\'s ground truth (report.json, '
-                    'report.md, plots in DIR).')
-    parser.add_argument('bag', metavar='BAG', type=Path, help='rosbag2 directory or file')
-    parser.add_argument('--out', required=True, type=Path, metavar='DIR',
-                        help='folder for the recording, report.json, report.md and the plots')
-    parser.add_argument('--namespace', default='', metavar='NS',
-                        help='namespace of the policy node\'s topics (default: none)')
-    parser.add_argument('--rate', type=float, default=1.0, metavar='FACTOR',
-                        help='playback speed factor, as ros2 bag play --rate (default 1)')
-    parser.add_argument('--settle', type=float, default=5.0, metavar='S',
-                        help='seconds to keep recording after the last frame, for the action '
-                             'in flight; above the engine latency (default %(default)s)')
-    parser.add_argument('--wait', type=float, default=30.0, metavar='S',
-                        help='seconds to wait for the policy node to appear (default 30)')
-    add_bag_topic_arguments(
-        parser, instruction_help='publish this instruction once instead of the bag\'s',
-        warmup_help='actions left out of the latency summary (default 1)')
-    from openvla_ros.core.engine import add_preprocessing_arguments
-    # The node is started elsewhere and its settings are read-only: the flags say what it
-    # must run with, and the replay stops before publishing if it runs something else.
-    add_preprocessing_arguments(parser, expected=True)
-    parser.set_defaults(func=_replay_command)
-
-
-def expected_settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Return the node settings the replay flags ask for (None = not asked), checked for sense."""
-    from openvla_ros.core.engine import preparation_from_args
-    preparation_from_args(args)   # a bad --center-crop-scale fails here, before any ROS work
-    scale = args.center_crop_scale
-    return {'image_preprocessing': args.image_preprocessing,
-            'center_crop': args.center_crop,
-            'center_crop_scale': None if scale is None else float(scale),
-            'statistics_file': args.statistics_file}
-
-
-def _replay_command(args: argparse.Namespace) -> int:
+def require_rclpy() -> None:
+    """Raise :class:`ReplayError` when rclpy (ROS 2) cannot be imported."""
     try:
         import rclpy  # noqa: F401
     except ImportError:
         raise ReplayError('replay needs rclpy (ROS 2): source a ROS 2 installation or install '
                           'the ros extra') from None
-    expected = expected_settings_from_args(args)
-    bag = read_bag_from_args(args)
-    command = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-               if k != 'func'}
-    report = replay_bag(bag, args.out, namespace=args.namespace, rate=args.rate,
-                        settle_s=args.settle, instruction=args.instruction,
-                        tolerance_s=args.tolerance, warmup=args.warmup,
-                        wait_for_node_s=args.wait, progress=not args.no_progress,
-                        metadata={'command': command}, expected_settings=expected)
-    if args.json:
-        print(json.dumps(report['summary'], indent=2))
-    else:
-        print(format_table(report))
-        replay = report['metadata']['replay']
-        print(f"node {report['metadata']['node']}: {replay['actions_attributed']} actions on "
-              f"{replay['frames_published']} published frames; recording: "
-              f"{report['metadata']['recording']}")
-        print(f'report: {Path(args.out) / REPORT_MD}')
-    return 0
+
+
+def format_node_line(report: Mapping[str, Any]) -> str:
+    """Return the line saying how many published frames the node acted on, and the recording."""
+    meta = report['metadata']
+    replay = meta['replay']
+    return (f"node {meta['node']}: {replay['actions_attributed']} actions on "
+            f"{replay['frames_published']} published frames; recording: {meta['recording']}")

@@ -1,13 +1,28 @@
-"""Generated camera frames for demos and tests: structured scenes, not noise.
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""Generated camera frames and actions for demos, benchmarks and tests: scenes, not noise.
 
 A random-weight test checkpoint reacts to large structures (colours, edges) and hardly at all
-to pixel noise, so these frames vary a flat-coloured table, a block and its position from frame
-to frame. They stand in for a camera where none is attached; they mean nothing to a real model.
+to pixel noise, so these frames vary flat colours, a block and its position from frame to
+frame. They stand in for a camera where none is attached; they mean nothing to a real model.
+
+* :func:`scene_image`: frame ``index`` of a table scene (demo camera, node tests);
+* :func:`unique_image`: the same scenes with the index and a salt written into the pixels, so
+  that no two frames are equal (vLLM caches by image content; benchmarks must not hit it);
+* :func:`synthetic_actions` and :func:`table_scene`: a known action sequence and the frames of
+  a block moved by it (the STEPS.json of ``bags.write_synthetic_steps``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from openvla_ros.core.decoding import ACTION_DIM
+
+#: Instruction of generated data sets and of the benchmark.
+DEFAULT_INSTRUCTION = 'put the red block on the blue plate'
+#: Instruction the demo sends (the task of OpenVLA's own examples).
+DEMO_INSTRUCTION = 'put the spoon on the towel'
 
 # Table and block colours, far apart so consecutive frames differ a lot.
 _PALETTE = np.array([
@@ -34,3 +49,59 @@ def scene_image(index: int, height: int = 224, width: int = 224) -> np.ndarray:
     left = int((width - size) * ((index * 61) % 100 / 100.0))
     image[top:top + size, left:left + size] = block
     return image
+
+
+def unique_image(index: int, salt: int = 0) -> np.ndarray:
+    """Return synthetic scene ``index`` with ``index`` and ``salt`` written into row 0.
+
+    The scene repeats every 100 frames; the written bytes make every (index, salt) pair a
+    distinct image, so vLLM's image and prefix caches never hit.
+    """
+    image = scene_image(index)
+    code = np.frombuffer(int(index).to_bytes(8, 'little') + int(salt).to_bytes(8, 'little'),
+                         dtype=np.uint8)
+    image[0, :code.size, 0] = code
+    return image
+
+
+def synthetic_actions(n: int) -> np.ndarray:
+    """Return a smooth, known action sequence: a loop in x/y, a bob in z, a wrist sweep."""
+    i = np.arange(n, dtype=np.float64)
+    phase = 2.0 * np.pi * i / max(n, 1)
+    actions = np.zeros((n, ACTION_DIM))
+    actions[:, 0] = 0.02 * np.cos(phase)
+    actions[:, 1] = 0.02 * np.sin(phase)
+    actions[:, 2] = 0.01 * np.sin(2.0 * phase)
+    actions[:, 3] = 0.05 * np.sin(phase)
+    actions[:, 4] = -0.03 * np.cos(phase)
+    actions[:, 5] = 0.1 * np.sin(0.5 * phase)
+    # Open for the first half (approach), closed for the second (grasp and carry).
+    actions[:, 6] = np.where(i < n / 2.0, 1.0, 0.0)
+    return np.round(actions, 6)
+
+
+def table_scene(size: int, position: np.ndarray, gripper: float, index: int,
+                background: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """Draw a table scene: gradient background, blue plate, red block at ``position`` (0..1).
+
+    ``background`` holds the top and bottom colours of the gradient, ``plate`` the centre of
+    the plate (0..1); ``gripper`` >= 0.5 draws an open gripper bar; ``index`` shifts a stripe
+    pattern in the top rows so that even identical poses give different frames.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / max(size - 1, 1)
+    image = (background[0] * (1.0 - yy)[..., None] + background[1] * yy[..., None])
+    # A blue plate (disc) that stays put, the target of the task.
+    disc = (xx - plate[0]) ** 2 + (yy - plate[1]) ** 2 < 0.12 ** 2
+    image[disc] = (40, 70, 200)
+    # The red block (the end effector's load) moves with the integrated actions.
+    half = 0.08
+    block = (np.abs(xx - position[0]) < half) & (np.abs(yy - position[1]) < half)
+    image[block] = (210, 40, 40)
+    # Gripper state as a bar at the bottom: wide and green when open, short and yellow closed.
+    bar_width = 0.9 if gripper >= 0.5 else 0.3
+    bar = (yy > 0.92) & (xx < bar_width)
+    image[bar] = (40, 180, 60) if gripper >= 0.5 else (220, 200, 40)
+    # A frame counter stripe pattern in the top rows so even identical poses differ.
+    stripes = (yy < 0.04) & (((xx * 16).astype(int) + index) % 4 == 0)
+    image[stripes] = (250, 250, 250)
+    return np.clip(image, 0, 255).astype(np.uint8)

@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from openvla_ros.tools.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE, run_benchmark,
-                                   stats_ms, unique_image)
 from openvla_ros.cli import main
+from openvla_ros.tools.benchmark import (CPU_GRAPH_REASON, format_tables, REFERENCE,
+                                         run_benchmark, stats_ms)
+from openvla_ros.tools.synthetic import unique_image
 
 STAT_KEYS = {'n', 'mean', 'p50', 'p95', 'min', 'max'}
 

@@ -259,7 +259,8 @@ def test_bad_flag_values():
 
 
 def test_replay_flags_are_checked_against_the_node():
-    from openvla_ros.tools.replay import check_node_settings, expected_settings_from_args, ReplayError
+    from openvla_ros.cli.replay import expected_settings_from_args
+    from openvla_ros.tools.replay import check_node_settings, ReplayError
     parser = build_parser()
     unasked = expected_settings_from_args(parser.parse_args(REQUIRED['replay']))
     assert set(unasked.values()) == {None}

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """make-bag -> read_bag round trips (sqlite3 and mcap, raw and compressed) and every error."""
 
 import json
@@ -8,11 +10,11 @@ from PIL import Image
 import pytest
 from rosbags.rosbag2 import Writer
 
-from openvla_ros.tools import bags
-from openvla_ros.tools.bags import (BagError, COMPRESSED_IMAGE_TOPIC, DEFAULT_T0_S, IMAGE_TOPIC,
-                              StepsError, make_bag, read_bag, write_synthetic_steps)
 from openvla_ros.cli import main
 from openvla_ros.core.images import ImageError
+from openvla_ros.tools import bags
+from openvla_ros.tools.bags import (BagError, COMPRESSED_IMAGE_TOPIC, DEFAULT_T0_S, IMAGE_TOPIC,
+                                    make_bag, read_bag, StepsError, write_synthetic_steps)
 
 N = 6
 SIZE = 32
@@ -230,7 +232,7 @@ def test_make_bag_command(tmp_path, steps_json, capsys):
 
 def _write_bag(path, messages, storage='sqlite3'):
     """Write ``(topic, msgtype, bag_ns, msg)`` messages to a new bag."""
-    store = bags._typestore()
+    store = bags.typestore()
     connections = {}
     with Writer(path, version=8, storage_plugin=bags._storage_plugin(storage)) as writer:
         for topic, msgtype, ns, msg in messages:
@@ -242,7 +244,7 @@ def _write_bag(path, messages, storage='sqlite3'):
 
 def _image_msg(ns, value=0, size=4):
     """Return a uniform rgb8 Image stamped ``ns``."""
-    store = bags._typestore()
+    store = bags.typestore()
     rgb = np.full((size, size, 3), value, dtype=np.uint8)
     return store.types[bags.IMAGE_TYPE](
         header=bags._header(store, ns, 'camera'), height=size, width=size, encoding='rgb8',
@@ -251,7 +253,7 @@ def _image_msg(ns, value=0, size=4):
 
 def _msg(msgtype, **fields):
     """Return a message of ``msgtype``."""
-    return bags._typestore().types[msgtype](**fields)
+    return bags.typestore().types[msgtype](**fields)
 
 
 def test_topic_errors_list_the_bag_topics(tmp_path, steps_json):
@@ -318,7 +320,7 @@ def test_array_ground_truth_and_unstamped_frames(tmp_path):
 
 def test_twist_gripper_pairing_with_missing_gripper(tmp_path):
     """Pair twists with grippers; drop unpaired ones."""
-    store = bags._typestore()
+    store = bags.typestore()
     vector = store.types['geometry_msgs/msg/Vector3']
     messages = []
     for i in range(4):
@@ -341,7 +343,7 @@ def test_twist_gripper_pairing_with_missing_gripper(tmp_path):
 
 def _gt_messages(ns):
     """Return one zero twist and gripper message at ``ns``."""
-    store = bags._typestore()
+    store = bags.typestore()
     vector = store.types['geometry_msgs/msg/Vector3']
     twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags._header(store, ns, 'ee'),
                  twist=_msg(bags.TWIST_TYPE, linear=vector(0.0, 0.0, 0.0),
@@ -353,7 +355,7 @@ def _gt_messages(ns):
 def test_bad_image_message_is_kept_and_raises_image_error(tmp_path):
     """Keep a corrupt frame; fail only when it is decoded."""
     t = 10 ** 9
-    store = bags._typestore()
+    store = bags.typestore()
     broken = store.types[bags.COMPRESSED_IMAGE_TYPE](
         header=bags._header(store, t, 'camera'), format='jpeg',
         data=np.frombuffer(b'garbage', dtype=np.uint8))

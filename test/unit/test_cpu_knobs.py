@@ -5,6 +5,7 @@
 import os
 
 from openvla_ros.core import cpu_knobs
+from openvla_ros.tools.cpu_knobs_benchmark import format_knobs
 
 
 def test_every_named_setting_exists():
@@ -47,7 +48,7 @@ def test_table_shows_ratios_against_the_first():
          'e2e_ms': {'mean': 4000.0, 'p95': 4100.0}, 'speedup': 2.0},
         {'setting': 'all-cores+tcmalloc', 'status': 'skipped', 'reason': 'library not found'},
     ]
-    table = cpu_knobs.format_knobs(rows)
+    table = format_knobs(rows)
     assert 'speed-up vs vllm-default' in table
     assert '2.00x' in table and 'LD_PRELOAD=libiomp5.so' in table and '/a/' not in table
     assert 'skipped: library not found' in table

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from openvla_ros.cli import doctor as doctor_command
 from openvla_ros.tools import doctor
 
 
@@ -48,5 +49,5 @@ def test_a_failed_check_fails_the_command(monkeypatch, capsys):
     check = doctor.check_vllm()
     assert check.level == doctor.FAIL and 'setup_venv' in check.fix
     monkeypatch.setattr(doctor, 'diagnose', lambda: ([check], {'dtype': 'float32'}))
-    assert doctor._run(type('Args', (), {'json': False})()) == 1
+    assert doctor_command.run(type('Args', (), {'json': False})()) == 1
     assert '[FAIL] vllm: not installed' in capsys.readouterr().out

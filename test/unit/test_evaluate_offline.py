@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """evaluate_bag with a fake policy: bookkeeping, metrics, reports, plots, the CLI."""
 
 import json
@@ -8,15 +10,16 @@ from PIL import Image
 import pytest
 from rosbags.rosbag2 import Writer
 
-from openvla_ros.core import engine as policy_module
-from openvla_ros.tools import bags, evaluate
-from openvla_ros.core.decoding import ActionDecoder
-from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps
 from openvla_ros.cli import main
-from openvla_ros.tools.evaluate import EvaluationError, evaluate_bag
-from openvla_ros.tools.metrics import gripper_accuracy, latency_summary, mae_per_dim, mse, mse_per_dim
+from openvla_ros.core import engine as policy_module
+from openvla_ros.core.decoding import ActionDecoder
 from openvla_ros.core.engine import Prediction
 from openvla_ros.core.preprocessing import ImagePreparation
+from openvla_ros.tools import bags, report
+from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps
+from openvla_ros.tools.evaluate import EvaluationError, evaluate_bag
+from openvla_ros.tools.metrics import (gripper_accuracy, latency_summary, mae_per_dim, mse,
+                                       mse_per_dim)
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 N = 8
@@ -173,7 +176,7 @@ def test_engine_errors_are_recorded(tmp_path, synthetic_bag):
 
 def _write_bag(path, messages):
     """Write ``(topic, msgtype, bag_ns, msg)`` messages to a new bag."""
-    store = bags._typestore()
+    store = bags.typestore()
     connections = {}
     with Writer(path, version=8) as writer:
         for topic, msgtype, ns, msg in messages:
@@ -185,7 +188,7 @@ def _write_bag(path, messages):
 
 def test_skip_reasons_from_a_hand_made_bag(tmp_path):
     """Frame 0: before any instruction; 2: corrupt image; 4: ground truth lost."""
-    store = bags._typestore()
+    store = bags.typestore()
     types = store.types
     vector = types['geometry_msgs/msg/Vector3']
     messages = []
@@ -270,12 +273,12 @@ def fake_engine(monkeypatch):
     built = []
 
     class FakeVllmPolicy(FakePolicy):
-        def __init__(self, model, unnorm_key, trust_remote_code=False, engine_options=None,
-                     preparation=None, statistics_file=None):
-            """Fail or return NaN on the given call numbers."""
+        def __init__(self, model, unnorm_key, *, engine=None, llm=None, preparation=None,
+                     statistics_file=None):
+            """Record what the command built the engine with."""
             super().__init__()
             self.model, self.unnorm_key = model, unnorm_key
-            self.engine_options = engine_options
+            self.engine_options = engine.llm_options()
             self.preparation, self.statistics_file = preparation, statistics_file
             # The real decoder, as VllmPolicy builds it: statistics provenance for the report.
             self.decoder = ActionDecoder.from_model_config(model, unnorm_key, statistics_file)
@@ -364,4 +367,4 @@ def test_evaluate_command_fails_before_the_engine(tmp_path, synthetic_bag, check
                         '--gt-twist-topic', '/b']) == 2
     assert 'not both' in capsys.readouterr().err
     assert fake_engine == []
-    assert evaluate.REPORT_JSON == 'report.json'
+    assert report.REPORT_JSON == 'report.json'

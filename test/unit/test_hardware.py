@@ -5,7 +5,7 @@
 import pytest
 
 from openvla_ros.core.hardware import (expected_action_time, Machine, normalize_dtype,
-                                  read_cpu_info, resolve_dtype)
+                                       read_cpu_info, resolve_dtype)
 
 AVX2 = frozenset({'sse4_2', 'avx', 'avx2', 'fma'})
 AVX512_BF16 = AVX2 | {'avx512f', 'avx512bw', 'avx512_bf16'}
@@ -89,3 +89,12 @@ def test_cpu_kind_and_latency_class():
     assert 'minutes' in expected_action_time(Machine('cpu', AVX2), 'bfloat16')
     assert 'float32' in expected_action_time(Machine('cpu', AVX2), 'float32')
     assert 'GPU' in expected_action_time(Machine('cuda', AVX2), 'bfloat16')
+
+
+def test_read_memory_gib(tmp_path):
+    from openvla_ros.core.hardware import read_memory_gib
+    meminfo = tmp_path / 'meminfo'
+    meminfo.write_text('MemTotal:       24684484 kB\nMemFree: 1 kB\nMemAvailable:    2097152 kB\n'
+                       'HugePages_Total:       0\n')
+    assert read_memory_gib(str(meminfo)) == {'total': 24684484 / 2 ** 20, 'available': 2.0}
+    assert read_memory_gib(str(tmp_path / 'missing')) == {}

@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """Metric functions against hand-computed values; ground-truth time matching."""
 
 import math
@@ -6,8 +8,8 @@ import numpy as np
 import pytest
 
 from openvla_ros.tools.metrics import (control_period, default_tolerance, gripper_accuracy,
-                                 latency_summary, mae_per_dim, match_ground_truth, mse,
-                                 mse_per_dim, summarize)
+                                       latency_summary, mae_per_dim, match_ground_truth, mse,
+                                       mse_per_dim, summarize)
 
 T0 = 1_700_000_000.0  # wall-clock-like stamps, as in real bags
 

@@ -4,7 +4,8 @@
 
 import pytest
 
-from openvla_ros.core.prompt import build_prompt, InstructionError, prompt_token_ids, SPACE_TOKEN_ID
+from openvla_ros.core.prompt import (build_prompt, InstructionError, prompt_token_ids,
+                                     SPACE_TOKEN_ID)
 from openvla_ros.tools.generated_checkpoint import build_tokenizer
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from openvla_ros.core.engine import EngineConfig, ModelNotFoundError, resolve_model, VllmPolicy
+from openvla_ros.core.engine import (EngineConfig, ModelNotFoundError, resolve_model,
+                                     VllmPolicy)
 from openvla_ros.tools.generated_checkpoint import model_config
 
 

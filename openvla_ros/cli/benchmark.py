@@ -1,0 +1,82 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""``openvla-ros benchmark``: engine latency per mode and the node's action rate, or CPU knobs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from openvla_ros.cli.common import (add_engine_arguments, add_model_arguments,
+                                    add_preprocessing_arguments, engine_config_from_args,
+                                    preparation_from_args, statistics_file_from_args)
+from openvla_ros.core.cpu_knobs import KNOB_NAMES
+from openvla_ros.tools.benchmark import MODES
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` subcommand."""
+    parser = subparsers.add_parser(
+        'benchmark', help='measure TTFT, TPOT, end-to-end latency and the node\'s action rate',
+        description='Measure the engine per execution mode (eager; CUDA graphs where the '
+                    'platform has them) on distinct images, then run the policy node in this '
+                    'process under a synthetic camera. Prints two tables and writes every '
+                    'figure, the machine and the software versions to a JSON file.')
+    add_model_arguments(parser)
+    parser.add_argument('--images', type=int, default=20, metavar='N',
+                        help='measured predictions, each on a new image (default %(default)s)')
+    parser.add_argument('--warmup', type=int, default=2, metavar='W',
+                        help='predictions before measuring (default %(default)s)')
+    parser.add_argument('--modes', default=','.join(MODES),
+                        help='comma-separated engine modes: eager (no CUDA graphs), graph '
+                             '(CUDA graphs; skipped on CPU); default %(default)s')
+    parser.add_argument('--camera-hz', type=float, default=30.0, metavar='HZ',
+                        help='synthetic camera rate for the node figure (default %(default)s)')
+    parser.add_argument('--node-seconds', type=float, default=20.0, metavar='S',
+                        help='how long the node runs; 0 skips the node (default %(default)s)')
+    parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION, metavar='TEXT',
+                        help='instruction for every prediction (default "%(default)s")')
+    parser.add_argument('--out', type=Path, default=Path('benchmark.json'), metavar='FILE.json',
+                        help='JSON report (default %(default)s)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bars')
+    parser.add_argument('--cpu-knobs', default=None, metavar='SETTINGS',
+                        help='instead of the modes and the node: compare CPU engine settings '
+                             'side by side, one engine each on the same images (comma-separated '
+                             'from: ' + ', '.join(KNOB_NAMES) + '; the first is the '
+                             'reference)')
+    add_preprocessing_arguments(parser)
+    add_engine_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything that fails fast, run the benchmark, print its tables."""
+    from openvla_ros.core.engine import early_decoder
+    from openvla_ros.core.prompt import clean_instruction
+    from openvla_ros.tools.benchmark import check_options, format_tables, run_benchmark
+
+    modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
+    check_options(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
+    clean_instruction(args.instruction)
+    preparation = preparation_from_args(args)
+    statistics_file = statistics_file_from_args(args)
+    early_decoder(args.model, args.unnorm_key, statistics_file)
+    engine = engine_config_from_args(args)
+    if args.cpu_knobs:
+        from openvla_ros.tools.cpu_knobs_benchmark import format_knobs, run_knobs
+        names = [name.strip() for name in args.cpu_knobs.split(',') if name.strip()]
+        report = run_knobs(args.model, args.unnorm_key, names, images=args.images,
+                           warmup=args.warmup, engine=engine, out=args.out,
+                           progress=not args.no_progress)
+        print(format_knobs(report['cpu_knobs']))
+    else:
+        report = run_benchmark(args.model, args.unnorm_key, images=args.images,
+                               warmup=args.warmup, modes=modes, camera_hz=args.camera_hz,
+                               node_seconds=args.node_seconds, engine=engine,
+                               instruction=args.instruction, out=args.out,
+                               progress=not args.no_progress, preparation=preparation,
+                               statistics_file=statistics_file)
+        print(format_tables(report))
+    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
+    return 0
