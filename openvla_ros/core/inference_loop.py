@@ -97,10 +97,10 @@ class Outputs(Protocol):
         """Publish one zero command."""
 
     def problem(self, key: str, message: str, level: str) -> None:
-        """Report a problem (``key`` groups repeats for throttling; level error or warning)."""
+        """Report a problem (``key`` groups repeats for throttling; ``level``: error, warning)."""
 
     def engine_dead(self, message: str) -> None:
-        """The engine is gone: the node leaves the active state."""
+        """Leave the active state: the engine is gone."""
 
 
 class Counters:

@@ -18,7 +18,6 @@ def test_read_only_parameters_are_read_only_at_run_time():
     rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
     from rclpy.parameter import Parameter
 
-
     from openvla_ros.node.policy_node import OpenVlaPolicyNode
     rclpy.init()
     try:

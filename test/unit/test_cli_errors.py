@@ -1,3 +1,5 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
 """One-line errors and non-zero exits for what a user can get wrong (no engine needed)."""
 
 import subprocess

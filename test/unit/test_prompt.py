@@ -28,7 +28,9 @@ class FakeLlamaTokenizer:
 
 @pytest.fixture(scope='module')
 def tokenizer():
-    from transformers import PreTrainedTokenizerFast
+    # transformers needs torch here; skipped in the run that proves test/unit needs no engine.
+    transformers = pytest.importorskip('transformers', exc_type=ImportError)
+    PreTrainedTokenizerFast = transformers.PreTrainedTokenizerFast
     return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>',
                                    eos_token='</s>', unk_token='<unk>')
 

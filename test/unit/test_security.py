@@ -15,7 +15,9 @@ class FakeLLM:
     """Stands in for vllm.LLM to inspect what the policy would hand the engine."""
 
     def get_tokenizer(self):
-        from transformers import PreTrainedTokenizerFast
+        # transformers needs torch: skipped where the engine is not installed.
+        transformers = pytest.importorskip('transformers', exc_type=ImportError)
+        PreTrainedTokenizerFast = transformers.PreTrainedTokenizerFast
 
         from openvla_ros.tools.generated_checkpoint import build_tokenizer
         return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>')
