@@ -97,7 +97,7 @@ class Outputs(Protocol):
         """Publish one zero command."""
 
     def problem(self, key: str, message: str, level: str) -> None:
-        """Report a problem (``key`` groups repeats for throttling; ``level``: error, warning)."""
+        """Report trouble; ``key`` groups repeats for throttling, ``level``: error, warning."""
 
     def engine_dead(self, message: str) -> None:
         """Leave the active state: the engine is gone."""
