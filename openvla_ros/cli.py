@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     'openvla_ros.replay',
     'openvla_ros.benchmark',
     'openvla_ros.doctor',
+    'openvla_ros.serve',
 )
 
 
