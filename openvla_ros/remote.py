@@ -513,7 +513,11 @@ class RemotePolicy:
         self.server_root = ''
         self.identity = ''
         self.template_check = ''
-        self._check_server()
+        try:
+            self._check_server()
+        except BaseException:
+            self._http.close()  # a refused configuration leaves no connection open
+            raise
         self.startup_s = time.perf_counter() - started
 
     def __repr__(self) -> str:
