@@ -47,6 +47,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    # The chat template `openvla-ros serve` hands to vLLM.
+    package_data={package_name: ['templates/*.jinja']},
     data_files=DATA_FILES,
     python_requires='>=3.10',
     install_requires=['numpy', 'pillow', 'psutil'],
@@ -56,6 +58,9 @@ setup(
         'ros': ROS_WHEELS,
         'eval': EVAL,
         'test': TEST,
+        # The remote engine client (RemotePolicy) reads tokenizer.json with it; it ships with
+        # transformers, so engine installs have it already.
+        'remote': ['tokenizers>=0.15'],
     },
     zip_safe=True,
     maintainer='openvla_ros developers',

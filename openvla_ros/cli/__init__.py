@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES = (
     'openvla_ros.cli.replay',
     'openvla_ros.cli.benchmark',
     'openvla_ros.cli.doctor',
+    'openvla_ros.cli.serve',
 )
 
 
