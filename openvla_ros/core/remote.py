@@ -6,9 +6,9 @@
 the node can use either. The robot keeps everything that decides what an action *means* (the
 tokenizer that builds the prompt ids, the image resize, the exact
 :class:`~openvla_ros.core.decoding.ActionDecoder` and its statistics) and the server only runs
-the model through vLLM's OpenAI-compatible API (``openvla-ros serve``). Every reply is checked against the robot's own prompt ids before its
-7 action ids are decoded, so a server with another template, tokenizer or model is refused
-instead of moving the robot.
+the model through vLLM's OpenAI-compatible API (``openvla-ros serve``). Every reply is checked
+against the robot's own prompt ids before its 7 action ids are decoded, so a server with
+another template, tokenizer or model is refused instead of moving the robot.
 
 This module imports neither vLLM nor torch (a robot installs the package without the engine):
 HTTP is the standard library's ``http.client`` (``https`` through ``ssl``), the tokenizer is

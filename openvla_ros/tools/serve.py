@@ -36,7 +36,7 @@ import urllib.request
 from openvla_ros.core.remote import CONFIG_ALIAS_PREFIX, config_fingerprint, DEFAULT_API_KEY_ENV
 
 #: Chat template file shipped as package data.
-TEMPLATE_PATH = Path(__file__).resolve().parent / 'templates' / 'openvla_chat_template.jinja'
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / 'templates' / 'openvla_chat_template.jinja'
 DEFAULT_HOST = '127.0.0.1'
 DEFAULT_PORT = 8000
 #: One robot per server by default: on a GPU a few concurrent robots batch well (raise it).
@@ -150,7 +150,7 @@ def vllm_serve_line(model: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT
     return line
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == 'localhost':
         return True
     try:
@@ -274,7 +274,7 @@ def serve(model: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
         print(vllm_serve_line(model, api_key_env=api_key_env, **options))
         return 0
     keyed = bool(os.environ.get(api_key_env))
-    if not keyed and not _is_loopback(host):
+    if not keyed and not is_loopback(host):
         print(f'[serve] warning: binding {host} without an API key: anyone who reaches '
               f'this port can use the model; set {api_key_env}', file=sys.stderr)
     if not _port_free(_probe_host(host), port):

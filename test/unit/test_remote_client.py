@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from openvla_ros import remote
+from openvla_ros.core import remote
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
 from openvla_ros.core.prompt import InstructionError, SPACE_TOKEN_ID
 from openvla_ros.tools.synthetic import scene_image
@@ -324,7 +324,7 @@ def test_instruction_errors_like_the_in_process_policy(test_model, fake):
 
 def test_local_tokenizer_matches_transformers(test_model):
     """The torch-free tokenizer gives the ids the in-process engine's tokenizer gives."""
-    from transformers import AutoTokenizer
+    AutoTokenizer = pytest.importorskip('transformers', exc_type=ImportError).AutoTokenizer
     from openvla_ros.core.prompt import prompt_token_ids
     reference = AutoTokenizer.from_pretrained(str(test_model))
     local = remote.LocalTokenizer(test_model)
@@ -420,7 +420,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError('blocked: ' + name)
         return None
 sys.meta_path.insert(0, Block())
-from openvla_ros import remote
+from openvla_ros.core import remote
 from openvla_ros.tools.synthetic import scene_image
 tokenizer = remote.LocalTokenizer(sys.argv[1])
 ids = remote.prompt_token_ids(tokenizer, 'put the spoon on the towel')

@@ -13,7 +13,7 @@ import time
 import jinja2
 import pytest
 
-from openvla_ros import serve
+from openvla_ros.tools import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,4 +131,4 @@ def test_server_dying_at_start_up_is_one_line():
 @pytest.mark.parametrize('host,loopback', [('127.0.0.1', True), ('::1', True),
                                            ('localhost', True), ('0.0.0.0', False)])
 def test_loopback(host, loopback):
-    assert serve._is_loopback(host) is loopback
+    assert serve.is_loopback(host) is loopback
