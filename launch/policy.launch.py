@@ -9,6 +9,7 @@ from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
@@ -27,6 +28,10 @@ def generate_launch_description():
                               description='engine dtype: auto (bfloat16 on a GPU or a CPU with '
                                           'native bf16, float32 on other CPUs), bfloat16, '
                                           'float16 or float32'),
+        DeclareLaunchArgument('engine_url', default_value='',
+                              description="'' = run the engine in this process; "
+                                          'http://host:port = the vLLM server started there '
+                                          'with openvla-ros serve (the robot loads no weights)'),
         DeclareLaunchArgument('params_file',
                               default_value=PathJoinSubstitution([
                                   FindPackageShare('openvla_ros'), 'config', 'policy.yaml']),
@@ -54,6 +59,8 @@ def generate_launch_description():
             'model': LaunchConfiguration('model'),
             'unnorm_key': LaunchConfiguration('unnorm_key'),
             'engine.dtype': LaunchConfiguration('dtype'),
+            # Typed: an empty url must stay the string '', not become a YAML null.
+            'engine.url': ParameterValue(LaunchConfiguration('engine_url'), value_type=str),
             'use_sim_time': LaunchConfiguration('use_sim_time'),
         }],
         remappings=[('image', LaunchConfiguration('image_topic')),

@@ -45,6 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'side by side, one engine each on the same images (comma-separated '
                              'from: ' + ', '.join(KNOB_NAMES) + '; the first is the '
                              'reference)')
+    parser.add_argument('--clients', default='1,2,4', metavar='K,K,...',
+                        help='with --engine-url: numbers of concurrent robot clients to run '
+                             'against the server, one after another (default %(default)s)')
+    parser.add_argument('--requests-per-client', type=int, default=4, metavar='N',
+                        help='with --engine-url: requests each client sends, each on a new '
+                             'image (default %(default)s)')
+    parser.add_argument('--compare-in-process', action='store_true',
+                        help='with --engine-url: also measure the in-process engine on this '
+                             'machine (needs the engine installed) and print the ratios')
     add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
@@ -63,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     statistics_file = statistics_file_from_args(args)
     early_decoder(args.model, args.unnorm_key, statistics_file)
     engine = engine_config_from_args(args)
+    if engine.remote:
+        return _run_fleet(args, engine, preparation, statistics_file)
     if args.cpu_knobs:
         from openvla_ros.tools.cpu_knobs_benchmark import format_knobs, run_knobs
         names = [name.strip() for name in args.cpu_knobs.split(',') if name.strip()]
@@ -78,5 +89,33 @@ def run(args: argparse.Namespace) -> int:
                                progress=not args.no_progress, preparation=preparation,
                                statistics_file=statistics_file)
         print(format_tables(report))
+    print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
+    return 0
+
+
+def _run_fleet(args: argparse.Namespace, engine, preparation, statistics_file) -> int:
+    import json
+
+    from openvla_ros.tools.fleet import format_fleet, run_fleet_benchmark
+    try:
+        clients = [int(k) for k in args.clients.split(',') if k.strip()]
+    except ValueError:
+        raise ValueError(f'--clients must be comma-separated counts, got {args.clients!r}')
+    if not clients or min(clients) < 1 or args.requests_per_client < 1:
+        raise ValueError('--clients and --requests-per-client must be positive')
+    report = run_fleet_benchmark(engine.url, args.model, args.unnorm_key, clients,
+                                 args.requests_per_client, engine=engine,
+                                 instruction=args.instruction,
+                                 compare_in_process=args.compare_in_process,
+                                 preparation=preparation, statistics_file=statistics_file,
+                                 progress=not args.no_progress)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(format_fleet(report['fleet']))
+    local = report.get('in_process')
+    if local:
+        ratios = ', '.join(f"K={run['clients']}: {run['ratio_vs_in_process']:.2f}x"
+                           for run in report['fleet']['runs'])
+        print(f"in-process engine here: {local['actions_per_s']:.3f} actions/s; fleet "
+              f'aggregate vs in-process: {ratios}')
     print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
     return 0

@@ -32,15 +32,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True,
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per :class:`EngineConfig` option (``--max-model-len`` for max_model_len)."""
-    group = parser.add_argument_group('engine (vLLM)')
+    group = parser.add_argument_group('engine (vLLM in this process, or a vLLM server)')
     for option in EngineConfig.options():
-        flag = '--' + option.name.replace('_', '-')
+        flag = option.metadata.get('flag') or '--' + option.name.replace('_', '-')
         default = option.default if option.default is not MISSING else None
         text = option.metadata['help']
         if isinstance(default, bool):
-            group.add_argument(flag, action='store_true', help=text)
+            group.add_argument(flag, action='store_true', dest=option.name, help=text)
             continue
-        group.add_argument(flag, type=type(default), default=default,
+        group.add_argument(flag, type=type(default), default=default, dest=option.name,
                            choices=option.metadata.get('choices'),
                            help=f'{text} (default: %(default)r)')
 

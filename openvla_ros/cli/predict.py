@@ -31,15 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the engine, predict once, print the JSON object."""
-    from openvla_ros.core.engine import VllmPolicy
+    from openvla_ros.core.engine import make_policy
     from openvla_ros.core.prompt import clean_instruction
     image = load_image_file(args.image)
     # Everything a user can get wrong is checked before the engine's long start-up.
     clean_instruction(args.instruction)
     engine = engine_config_from_args(args)
-    policy = VllmPolicy(args.model, args.unnorm_key, engine=engine,
-                        preparation=preparation_from_args(args),
-                        statistics_file=statistics_file_from_args(args))
+    policy = make_policy(args.model, args.unnorm_key, engine=engine,
+                         preparation=preparation_from_args(args),
+                         statistics_file=statistics_file_from_args(args))
     try:
         prediction = policy.predict(image, args.instruction)
         report = policy.engine_report()

@@ -29,6 +29,12 @@ from openvla_ros.core.processes import (child_processes, ENGINE_LOG_ENV, engine_
 from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 
 
+#: Where the API key of a remote engine is read from, unless ``engine.api_key_env`` says.
+DEFAULT_API_KEY_ENV = 'OPENVLA_ROS_API_KEY'
+#: How a remote engine's images travel: lossless and exact, or small and approximate.
+IMAGE_FORMATS = ('png', 'jpeg')
+
+
 def _option(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={'help': help, **extra})
 
@@ -58,6 +64,20 @@ class EngineConfig:
     seed: int = _option(0, "engine seed (decoding is greedy; this fixes kernels' randomness)")
     trust_remote_code: bool = _option(
         False, 'let the checkpoint run its own Python code; not needed: vLLM implements OpenVLA')
+    url: str = _option(
+        '', "'' = run the engine in this process; http://host:port or https://... = use the "
+        "vLLM server there (started with openvla-ros serve): no weights, vLLM or torch here",
+        flag='--engine-url')
+    api_key_env: str = _option(
+        DEFAULT_API_KEY_ENV, 'environment variable holding the API key of a remote engine (the '
+        'key itself is never a parameter and never logged)')
+    image_format: str = _option(
+        'png', 'how images travel to a remote engine: png (lossless, bit-identical actions) or '
+        'jpeg (a tenth of the bytes, not bit-exact)', choices=IMAGE_FORMATS)
+    jpeg_quality: int = _option(90, 'JPEG quality for image_format jpeg (1-100)')
+
+    #: Options that only a remote engine uses (not passed to vllm.LLM).
+    REMOTE = ('url', 'api_key_env', 'image_format', 'jpeg_quality')
 
     def __post_init__(self) -> None:
         """Refuse values vLLM would reject late, naming the option."""
@@ -68,11 +88,25 @@ class EngineConfig:
         if not 0.0 <= self.gpu_memory_utilization <= 1.0:
             raise ValueError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
                              f'default), got {self.gpu_memory_utilization}')
+        url = self.url.strip()
+        if url and not url.startswith(('http://', 'https://')):
+            raise ValueError(f'engine url must start with http:// or https://, got {url!r} '
+                             "(or be '' for the in-process engine)")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
+                             f'got {self.image_format!r}')
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f'engine jpeg_quality must be in 1..100, got {self.jpeg_quality}')
 
     @classmethod
     def options(cls) -> tuple:
         """Return the dataclass fields: name, type, default and ``metadata['help']``."""
         return fields(cls)
+
+    @property
+    def remote(self) -> bool:
+        """Return whether the engine is a remote vLLM server."""
+        return bool(self.url.strip())
 
     def llm_options(self) -> dict[str, Any]:
         """Return the keyword arguments for ``vllm.LLM`` (unset options left to vLLM)."""
@@ -208,6 +242,26 @@ def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | Non
                                                                 statistics_file)
     except FileNotFoundError:
         return resolved, False, None   # not cached: vLLM downloads it, the key is checked then
+
+
+def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | None = None,
+                preparation: ImagePreparation | None = None,
+                statistics_file: str | os.PathLike | None = None,
+                timeout_s: float = 30.0) -> Any:
+    """Return the policy ``engine`` asks for: in-process vLLM, or the remote server at its url.
+
+    ``timeout_s`` is a remote request's deadline (the node passes ``inference_timeout``).
+    """
+    engine = engine or EngineConfig()
+    if engine.remote:
+        # Imported here: the remote client needs neither vLLM nor torch, and vice versa.
+        from openvla_ros.core.remote import RemotePolicy
+        return RemotePolicy(model, unnorm_key, url=engine.url.strip(),
+                            api_key_env=engine.api_key_env, image_format=engine.image_format,
+                            jpeg_quality=engine.jpeg_quality, timeout_s=timeout_s,
+                            preparation=preparation, statistics_file=statistics_file)
+    return VllmPolicy(model, unnorm_key, engine=engine, preparation=preparation,
+                      statistics_file=statistics_file)
 
 
 class VllmPolicy:

@@ -36,7 +36,8 @@ import uuid
 from PIL import Image as PILImage
 
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
-from openvla_ros.core.engine import Prediction, resolve_model
+from openvla_ros.core.engine import (DEFAULT_API_KEY_ENV, IMAGE_FORMATS, Prediction,
+                                     resolve_model)
 from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
 from openvla_ros.core.prompt import (build_prompt, GENERATED_TOKENS, IMAGE_TOKENS,
                                      prompt_token_ids, SPACE_TOKEN_ID)
@@ -59,10 +60,6 @@ __all__ = [
     'robot_side_resize',
 ]
 
-#: Environment variable holding the API key, unless the caller names another.
-DEFAULT_API_KEY_ENV = 'OPENVLA_ROS_API_KEY'
-#: ``png`` is lossless (the server sees exactly the robot's pixels); ``jpeg`` is smaller.
-IMAGE_FORMATS = ('png', 'jpeg')
 #: ``openvla-ros serve`` also serves the model under this prefix + the config fingerprint, so a
 #: client can tell that the server runs the checkpoint whose config.json it holds.
 CONFIG_ALIAS_PREFIX = 'openvla-config-'

@@ -35,6 +35,7 @@ from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, String
 
 from openvla_ros.core.conditioning import Command
 from openvla_ros.core.decoding import ACTION_NAMES
+from openvla_ros.core.engine import make_policy
 from openvla_ros.core.images import msg_to_pil
 from openvla_ros.core.inference_loop import Frame, InferenceLoop, LoopState
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE
@@ -49,12 +50,6 @@ _HEALTH = {LoopState.STOPPED: 'ok', LoopState.RUNNING: 'ok', LoopState.ERROR: 'e
 _ACTION_LABEL = ','.join(ACTION_NAMES)
 
 
-def vllm_policy(*args: Any, **kwargs: Any) -> Any:
-    """Build the in-process engine (the default policy factory); vLLM is imported here only."""
-    from openvla_ros.core.engine import VllmPolicy
-    return VllmPolicy(*args, **kwargs)
-
-
 class OpenVlaPolicyNode(LifecycleNode):
     """Lifecycle node publishing OpenVLA end-effector commands from camera frames."""
 
@@ -63,12 +58,12 @@ class OpenVlaPolicyNode(LifecycleNode):
         """Declare parameters and interfaces; the engine loads in ``configure``.
 
         ``policy_factory(model, unnorm_key, *, engine, preparation, statistics_file)`` builds
-        the policy in ``configure`` (default: :class:`~openvla_ros.core.engine.VllmPolicy`);
-        tests and tools pass their own.
+        the policy in ``configure`` (default: :func:`~openvla_ros.core.engine.make_policy`, the
+        in-process vLLM engine, or the vLLM server at ``engine.url``); tests pass their own.
         """
         super().__init__(node_name, **kwargs)
         parameters.declare(self)
-        self._policy_factory = policy_factory or vllm_policy
+        self._policy_factory = policy_factory or self._make_policy
         self._values = {p.name: self.get_parameter(p.name).value for p in parameters.TABLE}
         self._conditioning = parameters.conditioning_from(self._values)
         self._phase = 'unloaded'            # unloaded | loading | ready | active | failed
@@ -103,6 +98,10 @@ class OpenVlaPolicyNode(LifecycleNode):
                           callback_group=group)
         self.get_logger().info(f"ready (unconfigured); model={self._values['model']!r}, "
                                f"unnorm_key={self._values['unnorm_key']!r}")
+
+    def _make_policy(self, *args: Any, **kwargs: Any) -> Any:
+        # A remote request's deadline is the inference timeout: a late reply is never waited for.
+        return make_policy(*args, timeout_s=float(self._values['inference_timeout']), **kwargs)
 
     # ------------------------------------------------------------------ inputs
 
@@ -157,10 +156,15 @@ class OpenVlaPolicyNode(LifecycleNode):
             engine = parameters.engine_from(values)
         except ValueError as error:
             return self._configure_failure(error)
-        self.get_logger().info(
-            f"loading {values['model']!r} ({engine.as_dict()}); images "
-            f'{preparation.describe()}; this takes a while (about a minute on a CPU, seconds '
-            'to minutes on a GPU) ...')
+        if engine.remote:
+            self.get_logger().info(
+                f"connecting to the vLLM server at {engine.url} for {values['model']!r}; "
+                f'images {preparation.describe()}, sent as {engine.image_format}')
+        else:
+            self.get_logger().info(
+                f"loading {values['model']!r} ({engine.as_dict()}); images "
+                f'{preparation.describe()}; this takes a while (about a minute on a CPU, '
+                'seconds to minutes on a GPU) ...')
         started = time.monotonic()
         try:
             policy = self._policy_factory(

@@ -203,14 +203,14 @@ class _RecordingPolicy:
     def prompt_ids(self, instruction: str) -> list[int]:
         return self._policy.prompt_ids(instruction)
 
-    def predict(self, image: Any, instruction: str) -> Any:
+    def predict(self, image: Any, instruction: str, prompt_ids: Any = None) -> Any:
         key = _image_key(image)
         with self._lock:
             self._busy += 1
             self._begun += 1
         start_ns = time.time_ns()
         try:
-            prediction = self._policy.predict(image, instruction)
+            prediction = self._policy.predict(image, instruction, prompt_ids)
         finally:
             end_ns = time.time_ns()
             with self._lock:
@@ -220,33 +220,18 @@ class _RecordingPolicy:
                                **{k: float(v) for k, v in prediction.timings.items()}})
         return prediction
 
+    def is_alive(self) -> bool:
+        check = getattr(self._policy, 'is_alive', None)
+        return check() if check is not None else True
+
     def close(self, fast: bool = False) -> None:
         """Leave the engine to its owner."""
 
 
-#: Diagnostics values that stay text even when they read as numbers (a hash of hex digits).
-_TEXT_DIAGNOSTICS = ('statistics_hash', 'statistics_source', 'image_preprocessing',
-                     'instruction', 'last_error')
-
-
-def _diagnostic_values(node: Any) -> dict[str, Any]:
-    """Return the node's diagnostics values, numbers converted."""
-    values: dict[str, Any] = {}
-    for item in node.diagnostics_status().values:
-        text = item.value
-        if item.key in _TEXT_DIAGNOSTICS:
-            values[item.key] = text
-            continue
-        try:
-            number = float(text)
-        except ValueError:
-            values[item.key] = text
-            continue
-        if math.isfinite(number):
-            values[item.key] = int(number) if number.is_integer() and '.' not in text else number
-        else:
-            values[item.key] = None
-    return values
+def _node_values(node: Any) -> dict[str, Any]:
+    """Return the node's figures for JSON: numbers as numbers, NaN as None."""
+    return {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in node.status().items()}
 
 
 def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
@@ -257,51 +242,39 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     Uses a private rclpy context (so it works whether or not the caller initialised rclpy) and
     a unique namespace. See the module documentation for what each figure means.
     """
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
+    from builtin_interfaces.msg import Time as TimeMsg
     from geometry_msgs.msg import TwistStamped
+    import rclpy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
-    from builtin_interfaces.msg import Time as TimeMsg
     from tqdm import tqdm
 
     from openvla_ros.core.images import rgb_to_image_fields
-    from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.node.parameters import preparation_values
     from openvla_ros.node.qos import LATCHED
+    from openvla_ros.tools.harness import NodeRunner
 
     if not (math.isfinite(camera_hz) and camera_hz > 0):
         raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f'node seconds must be positive, got {seconds}')
     recorder = _RecordingPolicy(policy)
-
-    class BenchmarkNode(OpenVlaPolicyNode):
-        policy_factory = staticmethod(lambda *args, **kwargs: recorder)
-
-    namespace = f'openvla_benchmark_{os.getpid()}_{secrets.token_hex(3)}'
-    context = rclpy.Context()
-    rclpy.init(args=[], context=context)
-    executor = None
-    nodes: list[Any] = []
     lock = threading.Lock()
     twists: list[tuple[int, int, int]] = []     # (stamp ns, source ns, received ns)
     actions: list[tuple[int, int]] = []         # (source ns, received ns)
     published: dict[bytes, int] = {}            # image key -> stamp ns
     stamps: set[int] = set()
+    # A private context (works whether or not the caller initialised rclpy), a unique namespace.
+    runner = NodeRunner({
+        'model': str(getattr(policy, 'model', '') or 'injected'),
+        'unnorm_key': str(policy.decoder.unnorm_key or ''), 'diagnostics_period': 0.5,
+        'statistics_file': str(getattr(policy, 'statistics_file', None) or ''),
+        **preparation_values(getattr(policy, 'preparation', None))},
+        namespace=f'openvla_benchmark_{os.getpid()}_{secrets.token_hex(3)}',
+        policy_factory=lambda *args, **kwargs: recorder, context=rclpy.Context())
     try:
-        node = BenchmarkNode(namespace=namespace, context=context, parameter_overrides=[
-            Parameter('model', value=str(getattr(policy, 'model', '') or 'injected')),
-            Parameter('unnorm_key', value=str(policy.decoder.unnorm_key or '')),
-            Parameter('diagnostics_period', value=0.5),
-            *preparation_parameters(getattr(policy, 'preparation', None),
-                                    getattr(policy, 'statistics_file', None)),
-        ])
-        nodes.append(node)
-        harness = rclpy.create_node('openvla_benchmark_camera', namespace=namespace,
-                                    context=context)
-        nodes.append(harness)
+        node = runner.node
+        harness = runner.add_peer('openvla_benchmark_camera', namespace=node.get_namespace())
 
         def on_twist(msg: Any, info: Any) -> None:
             stamp = stamp_to_ns(msg.header.stamp)
@@ -316,20 +289,14 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
         harness.create_subscription(Float64MultiArray, 'action', on_action, 50)
         image_pub = harness.create_publisher(Image, 'image', 10)
         instruction_pub = harness.create_publisher(String, 'instruction', LATCHED)
-        executor = MultiThreadedExecutor(num_threads=3, context=context)
-        for item in nodes:
-            executor.add_node(item)
-        threading.Thread(target=executor.spin, name='benchmark-executor', daemon=True).start()
-
         instruction_pub.publish(String(data=instruction))
-        success = TransitionCallbackReturn.SUCCESS
-        if node.trigger_configure() != success:
+        if not runner.configure():
             raise RuntimeError('the policy node failed to configure: '
-                               f"{_diagnostic_values(node).get('last_error')}")
-        if node.trigger_activate() != success:
+                               f"{node.status()['last_error']}")
+        if not runner.activate():
             raise RuntimeError('the policy node failed to activate')
         deadline = time.monotonic() + 15.0
-        while not _diagnostic_values(node).get('instruction') and time.monotonic() < deadline:
+        while not node.status()['instruction'] and time.monotonic() < deadline:
             time.sleep(0.05)
         deadline = time.monotonic() + 15.0
         while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
@@ -371,15 +338,11 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
             elif time.monotonic() - quiet[0] > 1.0:
                 break
             time.sleep(0.05)
-        diagnostics = _diagnostic_values(node)
+        diagnostics = _node_values(node)
         node.trigger_deactivate()
         node.trigger_cleanup()
     finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        for item in nodes:
-            item.destroy_node()
-        rclpy.try_shutdown(context=context)
+        runner.close()
     return _node_figures(recorder.calls, twists, actions, published, stamps, diagnostics,
                          camera_hz=camera_hz, seconds=seconds, frames=count, camera_s=camera_s,
                          camera_end_ns=camera_end_ns)

@@ -10,8 +10,6 @@ actions are meaningless: the demo shows the plumbing, the rate and the latency, 
 
 from __future__ import annotations
 
-from dataclasses import fields
-import os
 import threading
 import time
 from typing import Any
@@ -49,11 +47,6 @@ def failure_line(result: dict, duration: float) -> str:
             f"{result.get('reason', 'see the messages above')}")
 
 
-def engine_parameter_values(engine: EngineConfig) -> dict[str, Any]:
-    """Return the node's ``engine.<option>`` parameter values for ``engine``, every option."""
-    return {f'engine.{option.name}': getattr(engine, option.name) for option in fields(engine)}
-
-
 #: Seconds the demo's clean-up may take before the process leaves anyway (a hung engine).
 CLEANUP_DEADLINE_S = 15.0
 #: Seconds between "still waiting for the first action" messages.
@@ -67,33 +60,28 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     """Run node + camera + listener for ``duration`` seconds once active; return a summary.
 
     ``engine`` becomes the node's ``engine.*`` parameters (every option, see
-    :func:`engine_parameter_values`); ``preparation`` and ``statistics_file`` its image
-    preparation and statistics parameters.
+    :func:`~openvla_ros.node.parameters.engine_values`); ``preparation`` and
+    ``statistics_file`` its image preparation and statistics parameters.
 
     The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
     first action, the rate counted from the first action, and the engine figures.
     """
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
-    from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
     from openvla_ros.core.images import rgb_to_image_fields
-    from openvla_ros.node.policy_node import OpenVlaPolicyNode, preparation_parameters
+    from openvla_ros.node.parameters import engine_values, preparation_values
     from openvla_ros.node.qos import LATCHED
+    from openvla_ros.tools.harness import NodeRunner
     from openvla_ros.tools.synthetic import scene_image
 
-    # The demo's camera and node live in this process: keep their DDS traffic on loopback.
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    rclpy.init()
-    values = {'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
-              **engine_parameter_values(engine or EngineConfig())}
-    node = OpenVlaPolicyNode(parameter_overrides=[
-        Parameter(name, value=value) for name, value in values.items()]
-        + preparation_parameters(preparation, statistics_file))
-    peer = rclpy.create_node('openvla_demo')
+    # The demo's camera and node live in this process: NodeRunner keeps DDS on loopback.
+    runner = NodeRunner({'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
+                         'statistics_file': statistics_file or '',
+                         **preparation_values(preparation),
+                         **engine_values(engine or EngineConfig())})
+    node = runner.node
+    peer = runner.add_peer('openvla_demo')
     camera = peer.create_publisher(Image, 'image', 10)
     peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
     received: list[float] = []
@@ -121,33 +109,27 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         count[0] += 1
 
     peer.create_timer(1.0 / camera_hz, publish_frame)
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     summary: dict = {'actions': 0, 'seconds': 0.0, 'reason': 'the node did not start'}
     try:
         print('[demo] configuring the node (loads the engine; about a minute on a CPU) ...',
               flush=True)
-        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            status = _status(node)
-            summary['reason'] = f"configure failed: {status.get('last_error', '')}"
+        if not runner.configure():
+            summary['reason'] = f"configure failed: {node.status()['last_error']}"
             return summary
-        status = _status(node)
-        print(f"[demo] engine ready in {float(status['engine_startup_s']):.0f} s; dtype "
+        status = node.status()
+        print(f"[demo] engine ready in {status['engine_startup_s']:.0f} s; dtype "
               f"{status['engine_dtype']} ({status['engine_dtype_reason']}); images "
               f"{status['image_preprocessing']}; statistics hash {status['statistics_hash']} "
               f"from {status['statistics_source']}", flush=True)
-        node.trigger_activate()
+        runner.activate()
         started[0] = time.monotonic()
-        superseded_before = int(_status(node)['frames_superseded'])
+        superseded_before = node.status()['frames_superseded']
         _wait(duration, started[0], received, _waiting_note(status['engine_dtype']))
         summary = _summary(node, received, started[0], count[0], superseded_before)
         if summary['actions']:
             _print_summary(summary, camera_hz)
         else:
-            summary['reason'] = _no_action_reason(_status(node), duration)
+            summary['reason'] = _no_action_reason(node.status(), duration)
     except KeyboardInterrupt:
         print('[demo] interrupted', flush=True)
     finally:
@@ -158,17 +140,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         deadline.daemon = True
         deadline.start()
         # The zero twist goes out first; the engine's processes are terminated, not awaited.
-        node.stop_and_release(fast=True)
-        executor.shutdown(timeout_sec=2.0)
-        peer.destroy_node()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        runner.close(fast=True)
         deadline.cancel()
     return summary
-
-
-def _status(node: Any) -> dict[str, str]:
-    return {kv.key: kv.value for kv in node.diagnostics_status().values}
 
 
 def _waiting_note(dtype: str) -> str:
@@ -193,7 +167,7 @@ def _wait(duration: float, start: float, received: list, note: str) -> None:
 
 def _summary(node: Any, received: list, start: float, frames: int,
              superseded_before: int) -> dict:
-    status = _status(node)
+    status = node.status()
     rate = ((len(received) - 1) / (received[-1] - received[0])
             if len(received) >= 2 else 0.0)
     return {
@@ -201,9 +175,9 @@ def _summary(node: Any, received: list, start: float, frames: int,
         'first_action_s': (received[0] - start) if received else None,
         'action_rate_hz': rate,
         'camera_frames': frames,
-        'engine_latency_p50_s': float(status['latency_p50_s']),
-        'frames_superseded': int(status['frames_superseded']) - superseded_before,
-        'engine_startup_s': float(status['engine_startup_s']),
+        'engine_latency_p50_s': status['latency_p50_s'],
+        'frames_superseded': status['frames_superseded'] - superseded_before,
+        'engine_startup_s': status['engine_startup_s'],
         'engine_dtype': status['engine_dtype'],
     }
 
@@ -220,11 +194,11 @@ def _print_summary(summary: dict, camera_hz: float) -> None:
           f"engine start-up {summary['engine_startup_s']:.0f} s", flush=True)
 
 
-def _no_action_reason(status: dict[str, str], duration: float) -> str:
+def _no_action_reason(status: dict[str, Any], duration: float) -> str:
     """Return one line saying why the node published nothing."""
     if status.get('last_error'):
         return f"the node reports: {status['last_error']}"
-    if int(status.get('frames_received', '0')) == 0:
+    if not status.get('frames_received'):
         return 'no camera frame reached the node (DDS discovery? see ROS_DOMAIN_ID)'
     return (f"the first inference did not finish within {duration:g} s "
             f"(engine dtype {status.get('engine_dtype') or '?'}): run longer (--duration) or "

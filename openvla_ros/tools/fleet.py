@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from openvla_ros.core.stats import percentile
 from openvla_ros.core.remote import DEFAULT_API_KEY_ENV, RemoteError, RemotePolicy
 from openvla_ros.tools.synthetic import scene_image
 
@@ -34,10 +35,6 @@ def unique_image(base: np.ndarray, serial: int) -> np.ndarray:
         value = 255 if (serial >> bit) & 1 else 0
         image[row * 4:(row + 1) * 4, column * 4:(column + 1) * 4] = value
     return image
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float('nan')
 
 
 def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[int] = (1, 2, 4),
@@ -118,13 +115,13 @@ def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[in
             'errors': sum(len(e) for e in errors),
             'wall_s': wall,
             'actions_per_s': done / wall if wall > 0 else float('nan'),
-            'p50_s': _percentile(everything, 50),
-            'p95_s': _percentile(everything, 95),
+            'p50_s': percentile(everything, 50),
+            'p95_s': percentile(everything, 95),
             'per_client': [{
                 'client': index,
                 'completed': len(values),
-                'p50_s': _percentile(values, 50),
-                'p95_s': _percentile(values, 95),
+                'p50_s': percentile(values, 50),
+                'p95_s': percentile(values, 95),
                 'mean_s': float(np.mean(values)) if values else float('nan'),
                 'first_error': errors[index][0] if errors[index] else None,
             } for index, values in enumerate(latencies)],
@@ -143,3 +140,39 @@ def format_fleet(result: dict[str, Any]) -> str:
                      f'  {run["p95_s"]:>6.2f}  {per}'
                      + (f'  ({run["errors"]} errors)' if run['errors'] else ''))
     return '\n'.join(lines)
+
+
+def run_fleet_benchmark(url: str, model: str, unnorm_key: str | None, clients: Sequence[int],
+                        requests_per_client: int, *, engine: Any, instruction: str,
+                        compare_in_process: bool = False, preparation: Any = None,
+                        statistics_file: str | None = None, progress: bool = True
+                        ) -> dict[str, Any]:
+    """Run :func:`run_fleet` against ``url`` and, if asked, the in-process engine on this machine.
+
+    The in-process figure (one engine, the same number of distinct images as one client sends)
+    is the reference a fleet is compared with: ``ratio_vs_in_process`` is each client count's
+    aggregate actions/s over the in-process engine's actions/s.
+    """
+    started = time.perf_counter()
+    result: dict[str, Any] = {'url': url, 'model': model, 'fleet': run_fleet(
+        url, model, unnorm_key, clients, requests_per_client, instruction=instruction,
+        api_key_env=engine.api_key_env, image_format=engine.image_format)}
+    if compare_in_process:
+        from dataclasses import replace
+
+        from openvla_ros.core.engine import VllmPolicy
+        from openvla_ros.tools.benchmark import measure_engine
+        policy = VllmPolicy(model, unnorm_key, engine=replace(engine, url=''),
+                            preparation=preparation, statistics_file=statistics_file)
+        try:
+            local = measure_engine(policy, requests_per_client, 1, instruction=instruction,
+                                   salt=7, progress=progress, label='in-process')
+        finally:
+            policy.close(fast=True)
+        local.pop('samples', None)
+        result['in_process'] = local
+        rate = local.get('actions_per_s') or float('nan')
+        for run in result['fleet']['runs']:
+            run['ratio_vs_in_process'] = run['actions_per_s'] / rate
+    result['wall_time_s'] = time.perf_counter() - started
+    return result

@@ -46,9 +46,10 @@ from openvla_ros.tools.report import write_report
 REPLAY_SKIP_REASONS = ('bad_image', 'not_acted_on', 'no_ground_truth')
 RECORDING = 'recording'
 DIAGNOSTIC_ARRAY_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
-#: What is recorded: topic relative to the namespace, and its type.
+#: What is recorded: topic (relative to the namespace, except the absolute /diagnostics that
+#: every node shares) and its type.
 RECORDED_TOPICS = (('ee_delta', TWIST_STAMPED_TYPE), ('gripper', FLOAT64_TYPE),
-                   ('action', ARRAY_TYPE), ('diagnostics', DIAGNOSTIC_ARRAY_TYPE))
+                   ('action', ARRAY_TYPE), ('/diagnostics', DIAGNOSTIC_ARRAY_TYPE))
 #: A command and its raw action are published back to back; this bounds their pairing.
 PAIR_WINDOW_NS = 500_000_000
 _NODE_PARAMETERS = ('model', 'unnorm_key', 'use_sim_time', 'stamp_source', 'max_image_age',
@@ -71,7 +72,7 @@ class _Recorder:
         from geometry_msgs.msg import TwistStamped
         from std_msgs.msg import Float64, Float64MultiArray
         classes = {'ee_delta': TwistStamped, 'gripper': Float64, 'action': Float64MultiArray,
-                   'diagnostics': DiagnosticArray}
+                   '/diagnostics': DiagnosticArray}
         self.lock = threading.Lock()
         self.messages: list[dict[str, Any]] = []
         self.sim_ns = 0   # the bag time last published on /clock
@@ -361,15 +362,15 @@ def _write_recording(path: Path, messages: list[dict[str, Any]], topics: dict[st
             writer.write(connections[message['topic']], message['sim_ns'], message['raw'])
 
 
-def _diagnostics(store: Any, messages: list[dict[str, Any]]) -> dict[str, str]:
-    """Return the key/values of the last diagnostics message (empty if none arrived)."""
-    last = [m for m in messages if m['topic'] == 'diagnostics']
-    if not last:
-        return {}
-    array = store.deserialize_cdr(last[-1]['raw'], DIAGNOSTIC_ARRAY_TYPE)
-    if not array.status:
-        return {}
-    return {kv.key: kv.value for kv in array.status[0].values}
+def _diagnostics(store: Any, messages: list[dict[str, Any]], policy_node: str
+                 ) -> dict[str, str]:
+    """Return the key/values of the policy node's last status on /diagnostics (or empty)."""
+    for message in reversed([m for m in messages if m['topic'] == '/diagnostics']):
+        array = store.deserialize_cdr(message['raw'], DIAGNOSTIC_ARRAY_TYPE)
+        for status in array.status:
+            if status.name.startswith(f'{policy_node}:'):
+                return {kv.key: kv.value for kv in status.values}
+    return {}
 
 
 def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: dict[int, int],
@@ -469,7 +470,7 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
             'timings': {'publish_to_action_s': latency,
                         'action_sim_time_s': action['sim_ns'] / NS_PER_S},
         })
-    diagnostics = _diagnostics(store, messages)
+    diagnostics = _diagnostics(store, messages, policy_node)
     report_notes = [
         f'Online replay into `{policy_node}` at rate {options["rate"]}: the node acted on '
         f'{len(acted)} of {len(published)} published frames (it skips frames while its engine '

@@ -13,21 +13,23 @@ from openvla_ros.core.engine import EngineConfig
 from openvla_ros.tools import demo
 from openvla_ros.tools.benchmark import stats_ms
 from openvla_ros.tools.cpu_knobs_benchmark import measure_knobs
+from openvla_ros.node.parameters import engine_values
 from openvla_ros.tools.report import jsonable, policy_provenance, write_json
 from openvla_ros.tools.synthetic import scene_image, unique_image
 
 #: Every engine option, by hand: a new EngineConfig field must reach the node too.
 ENGINE_OPTIONS = {'dtype': 'float32', 'max_model_len': 1024, 'gpu_memory_utilization': 0.5,
                   'enforce_eager': True, 'quantization': 'fp8', 'seed': 7,
-                  'trust_remote_code': True}
+                  'trust_remote_code': True, 'url': 'http://127.0.0.1:9', 'api_key_env': 'K',
+                  'image_format': 'jpeg', 'jpeg_quality': 80}
 
 
-def test_engine_parameter_values_cover_every_engine_option():
+def test_engine_values_cover_every_engine_option():
     names = set(inspect.signature(EngineConfig).parameters)
     assert names == set(ENGINE_OPTIONS)
-    values = demo.engine_parameter_values(EngineConfig(**ENGINE_OPTIONS))
+    values = engine_values(EngineConfig(**ENGINE_OPTIONS))
     assert values == {f'engine.{name}': value for name, value in ENGINE_OPTIONS.items()}
-    defaults = demo.engine_parameter_values(EngineConfig())
+    defaults = engine_values(EngineConfig())
     assert set(defaults) == set(values)
     for name, parameter in inspect.signature(EngineConfig).parameters.items():
         assert defaults[f'engine.{name}'] == parameter.default
@@ -39,7 +41,7 @@ def test_demo_flags_reach_the_node_parameters(monkeypatch, capsys):
     def fake_run_demo(model, unnorm_key, instruction, duration, camera_hz, engine,
                       preparation=None, statistics_file=None):
         seen.update(model=model, unnorm_key=unnorm_key, instruction=instruction,
-                    values=demo.engine_parameter_values(engine))
+                    values=engine_values(engine))
         return {'actions': 0, 'seconds': duration, 'reason': 'faked'}
 
     monkeypatch.setattr(demo, 'run_demo', fake_run_demo)
