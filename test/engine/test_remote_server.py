@@ -22,13 +22,13 @@ import urllib.request
 import numpy as np
 import pytest
 
-from openvla_ros import remote
+from openvla_ros.core import remote
 from openvla_ros.core.images import encode_compressed, msg_to_rgb, rgb_to_image_fields
 from openvla_ros.tools.synthetic import scene_image
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNNORM_KEY = 'bridge_orig'
 KEY_ENV = 'OPENVLA_ROS_TEST_SERVER_KEY'
 KEY = 'test-key-' + os.urandom(6).hex()

@@ -23,7 +23,7 @@ from openvla_ros.core.preprocessing import ImagePreparation, prepare
 from openvla_ros.core.prompt import InstructionError, SPACE_TOKEN_ID
 from openvla_ros.tools.synthetic import scene_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNNORM_KEY = 'bridge_orig'
 KEY_ENV = 'OPENVLA_ROS_TEST_REMOTE_KEY'
 SECRET = 'do-not-leak-0123456789'

@@ -15,7 +15,7 @@ import pytest
 
 from openvla_ros.tools import serve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, env=None):
