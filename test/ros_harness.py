@@ -158,13 +158,17 @@ class RosGraph:
     ``parameters`` are rclpy ``Parameter`` objects or a name -> value dict.
     """
 
-    def __init__(self, policy, test_model, namespace, parameters=(), shared=None, factory=None):
-        self.shared = shared or (SharedPolicy(policy) if factory is None else None)
+    def __init__(self, policy, test_model, namespace, parameters=(), shared=None, factory=None,
+                 own_engine=False):
+        """``own_engine``: the node builds its engine itself (``engine.url`` and the like)."""
+        self.shared = shared or (SharedPolicy(policy) if factory is None and not own_engine
+                                 else None)
         values = {'model': str(test_model), 'unnorm_key': 'bridge_orig'}
         values.update(parameters if isinstance(parameters, dict)
                       else {p.name: p.value for p in parameters})
         self.runner = NodeRunner(values, namespace=namespace,
-                                 policy_factory=factory or (lambda *a, **k: self.shared))
+                                 policy_factory=None if own_engine else
+                                 factory or (lambda *a, **k: self.shared))
         self.node = self.runner.node
         self.harness = Harness(self.runner.add_peer('policy_node_test'), '/' + namespace)
 

@@ -35,6 +35,11 @@ from openvla_ros.core.prompt import clean_instruction, InstructionError
 from openvla_ros.core.stats import percentile
 
 
+#: How a remote engine's request time splits (image encoding, network and queueing, the
+#: server's own time) and its size; reported for the last action.
+REQUEST_SPLIT = ('encode_s', 'network_s', 'server_s', 'request_bytes')
+
+
 class LoopState(enum.Enum):
     """What the loop is doing; one value at a time."""
 
@@ -253,6 +258,8 @@ class InferenceLoop:
         self._zero_sent = True
         self.last_error = ''
         self.last_frame_age_s = float('nan')
+        #: Where the last action's time went, for remote engines (see REQUEST_SPLIT).
+        self.last_split: dict[str, float] = {}
 
     # ------------------------------------------------------------------ inputs
 
@@ -486,6 +493,8 @@ class InferenceLoop:
                 'busy_s': published - request.started})
             self._last_publish = self._last_action_time = published
             self._zero_sent = False
+            self.last_split = {key: float(prediction.timings[key]) for key in REQUEST_SPLIT
+                               if key in prediction.timings}
 
     def _engine_alive(self) -> bool:
         check = getattr(self._policy, 'is_alive', None)
@@ -549,6 +558,8 @@ class InferenceLoop:
             'last_frame_age_s': self.last_frame_age_s,
             'frame_age_p95_s': percentile([r['age_at_start_s'] for r in list(self.trace)], 95),
             'instruction': self.instruction[0], 'last_error': self.last_error})
+        values.update({f'last_{key}': self.last_split.get(key, float('nan'))
+                       for key in REQUEST_SPLIT})
         values.update(self.counters.snapshot())
         return values
 

@@ -117,8 +117,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
             summary['reason'] = f"configure failed: {node.status()['last_error']}"
             return summary
         status = node.status()
-        print(f"[demo] engine ready in {status['engine_startup_s']:.0f} s; dtype "
-              f"{status['engine_dtype']} ({status['engine_dtype_reason']}); images "
+        engine = (f"dtype {status['engine_dtype']} ({status['engine_dtype_reason']})"
+                  if status['engine_dtype'] else 'remote engine')
+        print(f"[demo] engine ready in {status['engine_startup_s']:.0f} s; {engine}; images "
               f"{status['image_preprocessing']}; statistics hash {status['statistics_hash']} "
               f"from {status['statistics_source']}", flush=True)
         runner.activate()

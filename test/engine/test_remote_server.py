@@ -11,13 +11,8 @@ stopped, so one engine computes at a time.
 import json
 import os
 from pathlib import Path
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -25,25 +20,17 @@ import pytest
 from openvla_ros.core import remote
 from openvla_ros.core.images import encode_compressed, msg_to_rgb, rgb_to_image_fields
 from openvla_ros.tools.synthetic import scene_image
+from server_harness import base_env, free_port, KEY_ENV, Server  # noqa: I100
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
 UNNORM_KEY = 'bridge_orig'
-KEY_ENV = 'OPENVLA_ROS_TEST_SERVER_KEY'
 KEY = 'test-key-' + os.urandom(6).hex()
 INSTRUCTION = 'put the spoon on the towel'
-START_TIMEOUT_S = 400.0
 # Camera sizes (height, width): already 224, smaller and larger than 224, odd aspect ratios.
 SIZES = [(224, 224), (480, 640), (240, 320), (720, 1280), (300, 300), (256, 455), (600, 800),
          (224, 300), (512, 512), (360, 480)]
 MESSAGE_KINDS = ['Image rgb8', 'Image bgr8', 'CompressedImage png', 'CompressedImage jpeg']
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def frame_message(index):
@@ -63,63 +50,6 @@ def frame_message(index):
     msg.format = kind.split()[1]
     msg.data = encode_compressed(rgb, msg.format)
     return msg
-
-
-class Server:
-    """One server process, its ready line and its log; stopped by SIGTERM, then SIGKILL."""
-
-    def __init__(self, argv, env, log, url):
-        self.url = url
-        self.log = log
-        self.lines = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            if 'ready at' in line:
-                self.ready.set()
-
-    def wait_ready(self, health_only=False):
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f'server exited with {self.process.returncode}: '
-                            f'{self.lines[-5:]} (log {self.log})')
-            if health_only:
-                try:
-                    with urllib.request.urlopen(self.url + '/health', timeout=2) as reply:
-                        if reply.status == 200:
-                            return
-                except OSError:
-                    pass
-            elif self.ready.is_set():
-                return
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f'server not ready within {START_TIMEOUT_S} s (log {self.log})')
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
-
-
-def base_env(log):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), VLLM_CPU_KVCACHE_SPACE='1',
-               OPENVLA_ROS_ENGINE_LOG=str(log))
-    env.pop(KEY_ENV, None)
-    env.pop('VLLM_API_KEY', None)
-    return env
 
 
 def test_server_without_openvla_template_is_refused(test_model, tmp_path):
