@@ -4,8 +4,8 @@
 
 :class:`EngineConfig` is the one definition of the engine's options and their defaults: the
 node's ``engine.*`` parameters and every command's engine flags are generated from it.
-:class:`Policy` is what the inference loop needs from an engine; :class:`VllmPolicy` is the
-in-process implementation (a remote one speaks to vLLM's OpenAI-compatible server).
+:class:`VllmPolicy` runs the engine in this process (``core/remote.py`` speaks to vLLM's
+OpenAI-compatible server instead; ``core/policy.py`` picks one).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -131,26 +131,6 @@ class EngineConfig:
         return asdict(self)
 
 
-class Policy(Protocol):
-    """What the inference loop needs from an engine (in-process or remote)."""
-
-    decoder: ActionDecoder
-    preparation: ImagePreparation
-
-    def prompt_ids(self, instruction: str) -> list[int]:
-        """Return the prompt ids, or raise ``InstructionError`` for unusable text."""
-
-    def predict(self, image: Any, instruction: str,
-                prompt_ids: Sequence[int] | None = None) -> 'Prediction':
-        """Return the action for one RGB image (ids reused when given)."""
-
-    def is_alive(self) -> bool:
-        """Return whether the engine can still answer."""
-
-    def close(self, fast: bool = False) -> None:
-        """Release the engine."""
-
-
 def platform_defaults() -> dict[str, Any]:
     """Return engine options that the current vLLM platform needs unless the user set them.
 
@@ -242,26 +222,6 @@ def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | Non
                                                                 statistics_file)
     except FileNotFoundError:
         return resolved, False, None   # not cached: vLLM downloads it, the key is checked then
-
-
-def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | None = None,
-                preparation: ImagePreparation | None = None,
-                statistics_file: str | os.PathLike | None = None,
-                timeout_s: float = 30.0) -> Any:
-    """Return the policy ``engine`` asks for: in-process vLLM, or the remote server at its url.
-
-    ``timeout_s`` is a remote request's deadline (the node passes ``inference_timeout``).
-    """
-    engine = engine or EngineConfig()
-    if engine.remote:
-        # Imported here: the remote client needs neither vLLM nor torch, and vice versa.
-        from openvla_ros.core.remote import RemotePolicy
-        return RemotePolicy(model, unnorm_key, url=engine.url.strip(),
-                            api_key_env=engine.api_key_env, image_format=engine.image_format,
-                            jpeg_quality=engine.jpeg_quality, timeout_s=timeout_s,
-                            preparation=preparation, statistics_file=statistics_file)
-    return VllmPolicy(model, unnorm_key, engine=engine, preparation=preparation,
-                      statistics_file=statistics_file)
 
 
 class VllmPolicy:
