@@ -20,7 +20,7 @@ import pytest
 from openvla_ros.core import remote
 from openvla_ros.core.images import encode_compressed, msg_to_rgb, rgb_to_image_fields
 from openvla_ros.tools.synthetic import scene_image
-from server_harness import base_env, free_port, KEY_ENV, Server  # noqa: I100
+from server_harness import base_env, free_port, KEY_ENV, ROOT, Server  # noqa: I100
 
 pytestmark = pytest.mark.engine
 
@@ -158,18 +158,25 @@ def test_remote_frames(remote_results):
     assert len({tuple(ids) for ids, _ in remote_results}) > 2
 
 
-def test_fleet(served, test_model, with_key):
-    from openvla_ros.tools.fleet import run_fleet
-    result = run_fleet(served.url, str(test_model), UNNORM_KEY, clients=(1, 2),
-                       requests_per_client=2, api_key_env=KEY_ENV)
-    json.dumps(result)
+def test_benchmark_clients_command(served, test_model, with_key, tmp_path):
+    """``benchmark --engine-url --clients 1,2``: per-client and aggregate figures in the JSON."""
+    out = tmp_path / 'fleet.json'
+    done = subprocess.run(
+        [sys.executable, '-m', 'openvla_ros.cli', 'benchmark', '--model', str(test_model),
+         '--unnorm-key', UNNORM_KEY, '--engine-url', served.url, '--api-key-env', KEY_ENV,
+         '--clients', '1,2', '--requests-per-client', '1', '--out', str(out),
+         '--no-progress'], capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())['fleet']
     assert [run['clients'] for run in result['runs']] == [1, 2]
     for run in result['runs']:
-        assert run['errors'] == 0 and run['completed'] == 2 * run['clients']
+        assert run['errors'] == 0 and run['completed'] == run['clients']
         assert run['actions_per_s'] > 0
         assert len(run['per_client']) == run['clients']
         for client in run['per_client']:
             assert 0 < client['p50_s'] <= client['p95_s']
+    assert 'actions/s' in done.stdout
 
 
 def test_remote_equals_in_process(request, served, remote_results):
