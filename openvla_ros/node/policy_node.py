@@ -227,6 +227,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         return self.loop.running
 
     @property
+    def trace(self) -> Any:
+        """Return the last actions' timing records (see :attr:`InferenceLoop.trace`)."""
+        return self.loop.trace
+
+    @property
     def configure_failed(self) -> bool:
         """Return whether the last configure failed (the process then exits non-zero)."""
         return self._configure_failed

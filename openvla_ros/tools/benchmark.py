@@ -268,6 +268,9 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     runner = NodeRunner({
         'model': str(getattr(policy, 'model', '') or 'injected'),
         'unnorm_key': str(policy.decoder.unnorm_key or ''), 'diagnostics_period': 0.5,
+        # Every frame the engine takes counts, however late a slow engine takes the last one:
+        # ages are measured and reported, not filtered.
+        'max_image_age': 0.0,
         'statistics_file': str(getattr(policy, 'statistics_file', None) or ''),
         **preparation_values(getattr(policy, 'preparation', None))},
         namespace=f'openvla_benchmark_{os.getpid()}_{secrets.token_hex(3)}',

@@ -61,6 +61,7 @@ class NodeInProcess:
              'max_image_age': 30.0}, namespace=namespace, context=rclpy.Context(),
             policy_factory=lambda *args, **kwargs: policy)
         self.node = self.runner.node
+        self.context = self.runner.context
         assert self.runner.configure()
         if activate:
             assert self.runner.activate()
