@@ -76,9 +76,6 @@ class EngineConfig:
         'jpeg (a tenth of the bytes, not bit-exact)', choices=IMAGE_FORMATS)
     jpeg_quality: int = _option(90, 'JPEG quality for image_format jpeg (1-100)')
 
-    #: Options that only a remote engine uses (not passed to vllm.LLM).
-    REMOTE = ('url', 'api_key_env', 'image_format', 'jpeg_quality')
-
     def __post_init__(self) -> None:
         """Refuse values vLLM would reject late, naming the option."""
         normalize_dtype(self.dtype)   # raises ValueError naming the valid dtypes

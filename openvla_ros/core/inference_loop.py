@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import enum
 import threading
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol
 
 from openvla_ros.core.images import ImageError
 from openvla_ros.core.prompt import clean_instruction, InstructionError
@@ -562,12 +562,3 @@ class InferenceLoop:
                        for key in REQUEST_SPLIT})
         values.update(self.counters.snapshot())
         return values
-
-
-def apply_settings(settings: LoopSettings, values: dict[str, Any],
-                   names: Sequence[str] = ('max_rate_hz', 'max_image_age', 'command_timeout',
-                                           'inference_timeout')) -> None:
-    """Copy the loop settings found in ``values`` (parameter name -> value) into ``settings``."""
-    for name in names:
-        if name in values:
-            setattr(settings, name, float(values[name]))
