@@ -2,14 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """launch_testing: the real policy.launch.py brings the node to active and actions flow.
 
-Needs the ROS 2 launch stack (``launch``, ``launch_ros``, ``launch_testing``), which ships with
-every ROS 2 distribution but is not on PyPI; where it is missing the test is skipped with that
-reason. It also needs this package installed where ``ros2 launch`` finds it (colcon install, or
-the pip install into ``.venv`` with ``AMENT_PREFIX_PATH`` naming ``.venv``).
+Needs the ROS 2 launch stack (``launch``, ``launch_ros``, ``launch_testing``,
+``launch_testing_ros``), which ships with every ROS 2 distribution but is not on PyPI; where it
+is missing the test is skipped with that reason (CI installs it from ``../shared/wheels``).
+``ros2 launch`` finds this package through the ament index of an install prefix: a colcon
+install space, or, for the pip install into ``.venv``, the environment's own prefix, which this
+test puts on ``AMENT_PREFIX_PATH`` as the README tells pip users to.
+
+Done the ROS 2 way: ``ReadyToTest`` once the lifecycle node reports ``active``,
+``WaitForTopics`` for the outputs, ``assertExitCodes`` after shutdown.
 """
 
 import os
-import time
+import sys
+import threading
 import unittest
 
 import pytest
@@ -17,67 +23,115 @@ import pytest
 launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing (ROS 2 launch stack) is not installed; it ships '
                              'with ROS 2 distributions and is not on PyPI')
-pytest.importorskip('launch_ros', reason='launch_ros is not installed')
+pytest.importorskip('launch_ros', reason='launch_ros (ROS 2 launch stack) is not installed')
+pytest.importorskip('launch_testing_ros', reason='launch_testing_ros is not installed')
 
 import launch  # noqa: E402
-from launch.actions import IncludeLaunchDescription, TimerAction  # noqa: E402
+from launch.actions import IncludeLaunchDescription, RegisterEventHandler  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from launch_ros.event_handlers import OnStateTransition  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
+from launch_testing_ros import WaitForTopics  # noqa: E402
 import rclpy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from geometry_msgs.msg import TwistStamped  # noqa: E402,I100
 
 from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
-from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 from openvla_ros.tools.generated_checkpoint import cached_test_model  # noqa: E402
+from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_FILE = os.path.join(_ROOT, 'launch', 'policy.launch.py')
+NAMESPACE = 'launch_test'
+# Engine start-up takes one to two minutes on a 2-core CPU, more under load.
+READY_TIMEOUT_S = 600
+ACTIONS_TIMEOUT_S = 300
+
+
+def _ament_prefix_path():
+    """Return AMENT_PREFIX_PATH with this environment's prefix (pip install) on it."""
+    paths = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    if sys.prefix not in paths:
+        paths.insert(0, sys.prefix)
+    return os.pathsep.join(paths)
+
+
+os.environ['AMENT_PREFIX_PATH'] = _ament_prefix_path()
 
 
 @pytest.mark.launch_test
+@launch_testing.ready_to_test_action_timeout(READY_TIMEOUT_S)
 def generate_test_description():
     model = str(cached_test_model(progress=False))
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(LAUNCH_FILE),
         launch_arguments={'model': model, 'unnorm_key': 'bridge_orig',
-                          'namespace': 'launch_test', 'autostart': 'true'}.items())
-    return launch.LaunchDescription([
-        include,
-        TimerAction(period=1.0, actions=[launch_testing.actions.ReadyToTest()]),
-    ])
+                          'namespace': NAMESPACE, 'autostart': 'true'}.items())
+    # Ready when the lifecycle node reaches active (the launch file activates it once the
+    # engine has loaded), not after a guessed delay.
+    ready = RegisterEventHandler(OnStateTransition(
+        goal_state='active', entities=[launch_testing.actions.ReadyToTest()]))
+    return launch.LaunchDescription([include, ready])
+
+
+class _Camera:
+    """Publish the instruction (latched) and a changing camera frame at 10 Hz from a thread."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('launch_test_camera', context=self.context)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_publisher(String, f'/{NAMESPACE}/instruction', latched).publish(
+            String(data='put the spoon on the towel'))
+        self.camera = self.node.create_publisher(Image, f'/{NAMESPACE}/image', 10)
+        self.index = 0
+        self.node.create_timer(0.1, self._publish)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except rclpy.executors.ExternalShutdownException:
+            pass
+
+    def _publish(self):
+        msg = Image(**rgb_to_image_fields(scene_image(self.index % 8)))
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.camera.publish(msg)
+        self.index += 1
+
+    def close(self):
+        self.context.try_shutdown()
+        self.thread.join(timeout=10)
+        self.node.destroy_node()
 
 
 class TestActionsFlow(unittest.TestCase):
 
-    def test_actions_are_published(self, proc_output):
-        rclpy.init()
-        node = rclpy.create_node('launch_test_probe')
+    def test_node_becomes_active(self, proc_output):
+        # ReadyToTest came from the state transition; the node also says so in its log.
+        proc_output.assertWaitFor('active: publishing actions', timeout=30)
+
+    def test_actions_and_commands_are_published(self):
+        camera = _Camera()
         try:
-            from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            node.create_publisher(String, '/launch_test/instruction', latched).publish(
-                String(data='put the spoon on the towel'))
-            camera = node.create_publisher(Image, '/launch_test/image', 10)
-            actions = []
-            node.create_subscription(Float64MultiArray, '/launch_test/action',
-                                     actions.append, 10)
-            # Engine start-up takes over a minute on a CPU.
-            deadline = time.monotonic() + 600
-            index = 0
-            while time.monotonic() < deadline and len(actions) < 2:
-                msg = Image(**rgb_to_image_fields(scene_image(index)))
-                msg.header.stamp = node.get_clock().now().to_msg()
-                camera.publish(msg)
-                index += 1
-                rclpy.spin_once(node, timeout_sec=0.1)
-            self.assertGreaterEqual(len(actions), 2, 'no actions from the launched node')
-            self.assertEqual(len(actions[0].data), 7)
+            topics = [(f'/{NAMESPACE}/action', Float64MultiArray),
+                      (f'/{NAMESPACE}/ee_delta', TwistStamped)]
+            with WaitForTopics(topics, timeout=ACTIONS_TIMEOUT_S) as received:
+                actions = received.received_messages(f'/{NAMESPACE}/action')
+                twists = received.received_messages(f'/{NAMESPACE}/ee_delta')
         finally:
-            node.destroy_node()
-            rclpy.shutdown()
+            camera.close()
+        self.assertEqual(len(actions[0].data), 7)
+        self.assertEqual(twists[0].header.frame_id, 'base_link')
 
 
 @launch_testing.post_shutdown_test()
