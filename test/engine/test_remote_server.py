@@ -24,6 +24,18 @@ from server_harness import base_env, free_port, KEY_ENV, ROOT, Server  # noqa: I
 
 pytestmark = pytest.mark.engine
 
+
+def engine_dtype():
+    """Return the dtype the session's in-process engine resolves ``auto`` to on this machine.
+
+    The server and the in-process engine compared below must run the same computation:
+    ``auto`` is bfloat16 on a CPU with native bf16 and float32 elsewhere, so the server gets
+    the same resolved value instead of a fixed one.
+    """
+    from openvla_ros.core.hardware import detect_machine, resolve_dtype
+    return resolve_dtype('auto', detect_machine()).dtype
+
+
 UNNORM_KEY = 'bridge_orig'
 KEY = 'test-key-' + os.urandom(6).hex()
 INSTRUCTION = 'put the spoon on the towel'
@@ -84,7 +96,7 @@ def served(test_model, tmp_path_factory):
     log = tmp_path_factory.mktemp('serve') / 'serve.log'
     env = dict(base_env(log), **{KEY_ENV: KEY})
     argv = [sys.executable, '-m', 'openvla_ros.cli', 'serve', '--model', str(test_model),
-            '--host', '127.0.0.1', '--port', str(port), '--dtype', 'float32',
+            '--host', '127.0.0.1', '--port', str(port), '--dtype', engine_dtype(),
             '--api-key-env', KEY_ENV]
     server = Server(argv, env, log, f'http://127.0.0.1:{port}')
     server.wait_ready()
@@ -105,7 +117,7 @@ def connect(test_model, url, **kwargs):
 def test_ready_line_and_served_names(served, test_model):
     ready = [line for line in served.lines if 'ready at' in line]
     assert ready == [f'[serve] OpenVLA server ready at {served.url} (model {test_model}, '
-                     'max_num_seqs 1, dtype float32, API key required)']
+                     f'max_num_seqs 1, dtype {engine_dtype()}, API key required)']
     assert KEY not in ' '.join(served.lines)
     # The key reached the server through the environment, not its command line.
     for pid in subprocess.run(['pgrep', '-f', f'port {served.url.rsplit(":", 1)[1]}'],
@@ -183,6 +195,11 @@ def test_remote_equals_in_process(request, served, remote_results):
     """The server's tokens equal the in-process engine's on every frame (bit-exact images)."""
     served.stop()  # one engine computing at a time on this machine
     policy = request.getfixturevalue('policy')
+    # Like with like: the same dtype and engine settings on both sides (the server's come from
+    # ``serve``, which uses the in-process engine's defaults for everything else).
+    report = policy.engine_report()
+    assert report['dtype'] == engine_dtype(), report
+    assert (report['max_model_len'], report['enforce_eager']) == (512, True), report
     mismatches = []
     ratios = []
     for index, (remote_ids, timings) in enumerate(remote_results):

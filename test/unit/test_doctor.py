@@ -2,12 +2,18 @@
 # SPDX-License-Identifier: Apache-2.0
 """``openvla-ros doctor`` on this machine, and its verdict logic."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 from openvla_ros.cli import doctor as doctor_command
 from openvla_ros.tools import doctor
+
+
+#: An environment without the engine (the Jazzy no-engine tiers) gets FAIL for vllm and torch.
+ENGINE_INSTALLED = all(importlib.util.find_spec(name) for name in ('vllm', 'torch'))
+EXPECTED_EXIT = 0 if ENGINE_INSTALLED else 1
 
 
 def _cpu_flags():
@@ -21,7 +27,7 @@ def _cpu_flags():
 def test_doctor_on_this_machine_names_the_cpu_and_the_dtype():
     done = subprocess.run([sys.executable, '-m', 'openvla_ros.cli', 'doctor', '--json'],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == EXPECTED_EXIT, done.stdout + done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     flags = _cpu_flags()
     native = bool(flags & {'avx512_bf16', 'amx_bf16'})
@@ -31,14 +37,15 @@ def test_doctor_on_this_machine_names_the_cpu_and_the_dtype():
     names = [check['name'] for check in report['checks']]
     for name in ('cpu', 'dtype auto', 'vllm', 'torch', 'rclpy', 'expected latency'):
         assert name in names
-    assert not [c for c in report['checks'] if c['level'] == 'FAIL']
+    failed = {c['name'] for c in report['checks'] if c['level'] == 'FAIL'}
+    assert failed == (set() if ENGINE_INSTALLED else {'vllm', 'torch'}), report['checks']
 
 
 def test_doctor_text_output_has_one_verdict_per_line():
     done = subprocess.run([sys.executable, '-m', 'openvla_ros.cli', 'doctor'],
                           capture_output=True, text=True, timeout=300)
     lines = done.stdout.strip().splitlines()
-    assert done.returncode == 0
+    assert done.returncode == EXPECTED_EXIT
     assert all(line[:6] in ('[ OK ]', '[WARN]', '[FAIL]') for line in lines[:-1])
     assert lines[-1].startswith('doctor: ')
 
