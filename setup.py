@@ -32,7 +32,8 @@ ROS_WHEELS = [
 ROS_JAZZY_WHEELS = ['ros-jazzy-' + name[len('ros-'):] for name in ROS_WHEELS]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
-TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3']
+# colcon: the install-space test builds this repository as a ROS 2 user would.
+TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3', 'colcon-common-extensions']
 
 DATA_FILES = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
