@@ -40,7 +40,7 @@ def base_paths(source):
 
 
 def build_workspace(workspace):
-    """Copy the repository into ``workspace/src``, ``colcon build`` it, return the install space."""
+    """Copy the repository into ``workspace/src``, ``colcon build`` it; return the install."""
     colcon = colcon_executable()
     source = workspace / 'src' / 'openvla_ros'
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
