@@ -46,7 +46,7 @@ from openvla_ros.node import diagnostics, parameters, qos
 #: ``engine_health`` in diagnostics for each loop state.
 _HEALTH = {LoopState.STOPPED: 'ok', LoopState.RUNNING: 'ok', LoopState.ERROR: 'error',
            LoopState.TIMEOUT: 'timeout', LoopState.UNREACHABLE: 'unreachable',
-           LoopState.DEAD: 'dead'}
+           LoopState.DEAD: 'dead', LoopState.FAULT: 'fault'}
 _ACTION_LABEL = ','.join(ACTION_NAMES)
 
 
@@ -96,6 +96,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(float(self._values['diagnostics_period']), self._publish_diagnostics,
                           callback_group=group)
+        # The engine-death path runs on the loop's thread; its deactivation runs here, in the
+        # executor, in the group of the lifecycle services (rclpy puts them in the default,
+        # mutually exclusive group), so it never overlaps a change_state call.
+        self._deactivate_request = self.create_guard_condition(
+            self._deactivate_dead_engine, callback_group=self.default_callback_group)
         self.get_logger().info(f"ready (unconfigured); model={self._values['model']!r}, "
                                f"unnorm_key={self._values['unnorm_key']!r}")
 
@@ -267,8 +272,17 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     def _engine_died(self, message: str) -> None:
         self._problem('engine', message, 'error')
-        # Leave the active state on our own: an inactive node cannot command the robot.
-        threading.Thread(target=self.trigger_deactivate, daemon=True).start()
+        # Leave the active state on our own: an inactive node cannot command the robot. The
+        # loop already sent the zero twist and stopped acting; the transition follows in the
+        # executor (see _deactivate_dead_engine).
+        self._deactivate_request.trigger()
+
+    def _deactivate_dead_engine(self) -> None:
+        # Serialized with lifecycle service calls: one may have run since the engine died
+        # (deactivate, or even cleanup + configure + activate with a new engine), so act only
+        # if the node is still active on the dead engine.
+        if self.loop.state is LoopState.DEAD and self._state_machine.current_state[1] == 'active':
+            self.trigger_deactivate()
 
     # ------------------------------------------------------------------ outputs
 
