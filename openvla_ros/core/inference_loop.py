@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections import deque
 import concurrent.futures
+import dataclasses
 from dataclasses import dataclass
 import enum
 import logging
@@ -87,6 +88,9 @@ class LoopSettings:
     command_timeout: float = 2.0    # s without a fresh action -> one zero command
     inference_timeout: float = 30.0  # s per request before it is reported as a timeout
     retry_backoff_max: float = 5.0  # s, longest wait between attempts on an unreachable engine
+
+
+_SETTING_NAMES = tuple(field.name for field in dataclasses.fields(LoopSettings))
 
 
 class Clock(Protocol):
@@ -427,7 +431,7 @@ class InferenceLoop:
         # value in a step could disagree (max_rate_hz > 0, then 1 / max_rate_hz after it is 0).
         source = self.settings
         return LoopSettings(**{name: getattr(source, name)
-                               for name in LoopSettings.__dataclass_fields__})
+                               for name in _SETTING_NAMES})
 
     def _step(self) -> float:
         if not self.running:
