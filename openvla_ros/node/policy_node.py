@@ -506,8 +506,7 @@ def _shutdown_executor(executor: Any) -> None:
     try:
         executor.shutdown(timeout_sec=1.0, wait_for_threads=False)
     except TypeError:
-        # rclpy without wait_for_threads: the engine's processes are gone, so a configure that
-        # was loading fails within seconds and the wait ends.
+        # rclpy without wait_for_threads (Jazzy): its shutdown does not join the threads.
         executor.shutdown(timeout_sec=1.0)
 
 
