@@ -15,6 +15,20 @@ reported and a zero command sent, while the request keeps the engine), engine de
 unreachable remote engine (zero command, retried with backoff, resumes by itself), statistics,
 and the rule that after :meth:`InferenceLoop.stop` the zero command is the last output.
 
+No exception ends the loop quietly. Anything unexpected (not an ``ImageError``, not an engine
+error, which have their own handling) publishes a zero command at once, is logged once with its
+traceback and shows as the error state in diagnostics with its type and message. What comes next
+depends on where it came from:
+
+- from decoding a frame (a ``MemoryError`` on a huge image, a codec failure): the cause is that
+  frame's bytes, and the next frame is a fresh test of it. State ``ERROR``; the next good frame
+  acts again, as after an engine error.
+- from anywhere else (an output callback, the loop's own code): nothing says the next frame
+  would not hit it again, and an output path that raised may have published half a command.
+  State ``FAULT``: no action until a lifecycle transition (:meth:`InferenceLoop.stop` then
+  :meth:`InferenceLoop.start`, i.e. deactivate and activate), a deliberate act by someone who
+  saw the error.
+
 The loop owns no thread of ROS and publishes nothing itself: the node hands it the policy, a
 clock, a function that turns a received message into the engine's image, and an
 :class:`Outputs` object that publishes.
@@ -24,15 +38,20 @@ from __future__ import annotations
 
 from collections import deque
 import concurrent.futures
+import dataclasses
 from dataclasses import dataclass
 import enum
+import logging
 import threading
 import time
+import traceback
 from typing import Any, Callable, Protocol
 
 from openvla_ros.core.images import ImageError
 from openvla_ros.core.prompt import clean_instruction, InstructionError
 from openvla_ros.core.stats import percentile
+
+_LOG = logging.getLogger(__name__)   # only when the outputs cannot report (see _report_safely)
 
 
 #: How a remote engine's request time splits (image encoding, network and queueing, the
@@ -45,7 +64,8 @@ class LoopState(enum.Enum):
 
     STOPPED = 'stopped'          # not started, or stopped (node inactive)
     RUNNING = 'running'          # requests flow (or wait for a frame / an instruction)
-    ERROR = 'error'              # the last request failed; the next frame is tried
+    ERROR = 'error'              # the last request or frame failed; the next frame is tried
+    FAULT = 'fault'              # an unexpected error, not a frame's: idle until stop/start
     TIMEOUT = 'timeout'          # a request exceeded inference_timeout and still holds the engine
     UNREACHABLE = 'unreachable'  # a remote engine does not answer; retried with backoff
     DEAD = 'dead'                # the engine is gone; only a new policy helps
@@ -68,6 +88,9 @@ class LoopSettings:
     command_timeout: float = 2.0    # s without a fresh action -> one zero command
     inference_timeout: float = 30.0  # s per request before it is reported as a timeout
     retry_backoff_max: float = 5.0  # s, longest wait between attempts on an unreachable engine
+
+
+_SETTING_NAMES = tuple(field.name for field in dataclasses.fields(LoopSettings))
 
 
 class Clock(Protocol):
@@ -113,7 +136,7 @@ class Counters:
 
     NAMES = ('frames_used', 'frames_stale', 'bad_images', 'bad_instructions', 'no_instruction',
              'engine_errors', 'engine_timeouts', 'engine_unreachable', 'late_replies',
-             'actions', 'zero_commands', 'bad_parameters')
+             'actions', 'zero_commands', 'bad_parameters', 'loop_errors')
 
     def __init__(self) -> None:
         """Start every counter at zero."""
@@ -256,6 +279,7 @@ class InferenceLoop:
         self._last_action_time: float | None = None
         self._last_publish: float | None = None
         self._zero_sent = True
+        self._logged_unexpected: tuple[str, str] | None = None   # its traceback was logged
         self.last_error = ''
         self.last_frame_age_s = float('nan')
         #: Where the last action's time went, for remote engines (see REQUEST_SPLIT).
@@ -270,9 +294,9 @@ class InferenceLoop:
             return self._state
 
     def _set_state(self, state: LoopState) -> None:
-        # DEAD stays until another policy is set or this one released.
+        # DEAD stays until another policy is set or this one released; FAULT until stop().
         with self._state_lock:
-            if self._state is not LoopState.DEAD:
+            if self._state not in (LoopState.DEAD, LoopState.FAULT):
                 self._state = state
 
     def set_policy(self, policy: Any) -> None:
@@ -331,6 +355,11 @@ class InferenceLoop:
         self._zero_sent = True
         self._next_attempt = 0.0
         self._backoff = 0.0
+        self._logged_unexpected = None
+        if self._request is not None:
+            # Still in the engine from before a stop: its frame predates this start, so its
+            # result is discarded like a late reply, never published.
+            self._request.timed_out = True
         if self._pool is None:
             # The engine call runs on its own thread so a hung engine can be timed out.
             self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -344,8 +373,8 @@ class InferenceLoop:
 
     @property
     def running(self) -> bool:
-        """Return whether the loop acts on frames (started, not stopped, engine not dead)."""
-        return self.state not in (LoopState.STOPPED, LoopState.DEAD)
+        """Return whether the loop acts on frames (started, not stopped, not dead or faulty)."""
+        return self.state not in (LoopState.STOPPED, LoopState.DEAD, LoopState.FAULT)
 
     def stop(self, reason: str = '', join_timeout: float | None = None) -> None:
         """Stop acting; publish one zero command (if ``reason``) that no action will follow.
@@ -378,32 +407,52 @@ class InferenceLoop:
     # ------------------------------------------------------------------ the loop
 
     def _run(self) -> None:
-        while self.running:
-            self._wake.clear()
-            delay = self.step()
-            if self.running:
-                self._wake.wait(delay)
+        try:
+            while self.running:
+                self._wake.clear()
+                delay = self.step()
+                if self.running:
+                    self._wake.wait(delay)
+        except BaseException as error:  # noqa: B902 - the thread must never end unreported
+            # step() handles every Exception itself; this is SystemExit and the like.
+            self._unexpected(error, frame_caused=False)
 
     def step(self) -> float:
         """Run one iteration; return how long the worker may sleep before the next one."""
+        try:
+            return self._step()
+        except Exception as error:  # noqa: B902 - anything unexpected: zero, report, FAULT
+            self._unexpected(error, frame_caused=False)
+            return 0.05
+
+    def _settings_now(self) -> LoopSettings:
+        """Return a copy of the settings: each is read once per step, whatever changes them."""
+        # The node changes them from its parameter callback on another thread; two reads of one
+        # value in a step could disagree (max_rate_hz > 0, then 1 / max_rate_hz after it is 0).
+        source = self.settings
+        return LoopSettings(**{name: getattr(source, name)
+                               for name in _SETTING_NAMES})
+
+    def _step(self) -> float:
         if not self.running:
             return 0.05
+        settings = self._settings_now()
         now = self.clock.monotonic()
-        self._check_command_timeout(now)
+        self._check_command_timeout(now, settings)
         request = self._request
         if request is not None:
-            return self._watch(request, now)
+            return self._watch(request, now, settings)
         if now < self._next_attempt:
             return min(self._next_attempt - now, 0.05)
         frame = self.slot.take()
         if frame is not None:
-            self._submit(frame, now)
+            self._submit(frame, now, settings)
         return 0.05
 
-    def _submit(self, frame: Frame, now: float) -> None:
+    def _submit(self, frame: Frame, now: float, settings: LoopSettings) -> None:
         age = self.clock.now() - frame.stamp_s
         self.last_frame_age_s = age
-        max_age = self.settings.max_image_age
+        max_age = settings.max_image_age
         if max_age > 0.0 and age > max_age:
             self.counters.add('frames_stale')
             self._report('stale', f'skipping a frame {age:.2f} s old (max_image_age {max_age} '
@@ -425,25 +474,28 @@ class InferenceLoop:
             self.counters.add('bad_images')
             self._report('image', f'bad image: {error}', 'error')
             return
+        except Exception as error:  # noqa: B902 - caused by this frame: the next one may work
+            self._unexpected(error, frame_caused=True)
+            return
         self.counters.add('frames_used')
         self._requests += 1
         future = pool.submit(policy.predict, image, text, ids)
         future.add_done_callback(lambda _: self._wake.set())
         self._request = _Request(self._requests, frame, age, now, future)
-        if self.settings.max_rate_hz > 0.0:
-            self._next_attempt = now + 1.0 / self.settings.max_rate_hz
+        if settings.max_rate_hz > 0.0:
+            self._next_attempt = now + 1.0 / settings.max_rate_hz
 
-    def _watch(self, request: _Request, now: float) -> float:
+    def _watch(self, request: _Request, now: float, settings: LoopSettings) -> float:
         """Handle the request in flight: its result, its timeout, or the engine's death."""
         if request.future.done():
             self._request = None
-            self._finish(request, now)
+            self._finish(request, now, settings)
             return 0.0
-        timeout = self.settings.inference_timeout
+        timeout = settings.inference_timeout
         if not self._engine_alive():
             self._request = None
             self._engine_failed(RuntimeError(
-                'the engine processes exited while a request was pending'), dead=True)
+                'the engine processes exited while a request was pending'), settings, dead=True)
             return 0.05
         if not request.timed_out and now - request.started > timeout:
             # One request at a time: a timed-out request still holds the engine, so wait for
@@ -456,7 +508,7 @@ class InferenceLoop:
             self._publish_zero('engine timeout')
         return 0.05
 
-    def _finish(self, request: _Request, now: float) -> None:
+    def _finish(self, request: _Request, now: float, settings: LoopSettings) -> None:
         try:
             prediction = request.future.result()
         except concurrent.futures.CancelledError:
@@ -466,7 +518,7 @@ class InferenceLoop:
             self._report('instruction', f'instruction rejected: {error}', 'error')
             return
         except Exception as error:  # noqa: B902 - an engine failure must not end the loop
-            self._engine_failed(error)
+            self._engine_failed(error, settings)
             return
         if request.timed_out:
             self.counters.add('late_replies')
@@ -493,6 +545,7 @@ class InferenceLoop:
                 'busy_s': published - request.started})
             self._last_publish = self._last_action_time = published
             self._zero_sent = False
+            self._logged_unexpected = None   # recovered: a new episode logs its traceback again
             self.last_split = {key: float(prediction.timings[key]) for key in REQUEST_SPLIT
                                if key in prediction.timings}
 
@@ -500,7 +553,8 @@ class InferenceLoop:
         check = getattr(self._policy, 'is_alive', None)
         return self._policy is not None and (check is None or bool(check()))
 
-    def _engine_failed(self, error: BaseException, dead: bool = False) -> None:
+    def _engine_failed(self, error: BaseException, settings: LoopSettings,
+                       dead: bool = False) -> None:
         if self.state is LoopState.DEAD:
             return
         self.counters.add('engine_errors')
@@ -516,7 +570,7 @@ class InferenceLoop:
             # A remote engine that does not answer: retry by itself, backing off, so actions
             # resume without a lifecycle transition when the server is back.
             self.counters.add('engine_unreachable')
-            self._backoff = min(max(2.0 * self._backoff, 0.5), self.settings.retry_backoff_max)
+            self._backoff = min(max(2.0 * self._backoff, 0.5), settings.retry_backoff_max)
             self._next_attempt = self.clock.monotonic() + self._backoff
             self._set_state(LoopState.UNREACHABLE)
             self._report('engine', f'engine unreachable: {error}; retrying in '
@@ -524,6 +578,52 @@ class InferenceLoop:
             return
         self._set_state(LoopState.ERROR)
         self._report('engine', f'engine error: {type(error).__name__}: {error}', 'error')
+
+    def _unexpected(self, error: BaseException, frame_caused: bool) -> None:
+        """Zero command, ERROR (frame-caused) or FAULT state, one report with the traceback.
+
+        Every output call is guarded: this runs because something already failed, and one
+        failing output (the zero itself, say) must not keep the others from happening.
+        """
+        self.counters.add('loop_errors')
+        what = f'{type(error).__name__}: {error}'
+        with self._publish_lock:
+            with self._state_lock:
+                was_running = self._state not in (LoopState.STOPPED, LoopState.DEAD,
+                                                  LoopState.FAULT)
+                if was_running:
+                    self._state = LoopState.ERROR if frame_caused else LoopState.FAULT
+            zero_note = ''
+            if was_running:
+                try:
+                    self._zero('unexpected error')
+                except Exception as zero_error:  # noqa: B902 - reported below, then FAULT
+                    zero_note = (f'; the zero twist could not be published either '
+                                 f'({type(zero_error).__name__}: {zero_error})')
+                    with self._state_lock:
+                        if self._state is LoopState.ERROR:
+                            self._state = LoopState.FAULT
+        if frame_caused and not zero_note:
+            message = (f'unexpected error decoding a frame ({what}); zero twist sent, the next '
+                       'frame is tried')
+        else:
+            message = (f'unexpected error in the inference loop ({what}){zero_note}; zero twist '
+                       'sent, no action until the node is deactivated and activated again')
+        # The traceback once per distinct error: a camera sending the same bad frame 30 times a
+        # second gives one traceback, then throttled one-line reports.
+        signature = (type(error).__name__, str(error))
+        detail = ''
+        if signature != self._logged_unexpected:
+            self._logged_unexpected = signature
+            detail = '\n' + ''.join(traceback.format_exception(error)).rstrip()
+        self._report_safely('frame_error' if frame_caused else 'loop_fault', message + detail)
+        self.last_error = message   # diagnostics: type and message, not the traceback
+
+    def _report_safely(self, key: str, message: str) -> None:
+        try:
+            self.outputs.problem(key, message, 'error')
+        except Exception:  # noqa: B902 - the report itself failed: the process log is left
+            _LOG.exception('the inference loop could not report: %s', message)
 
     # ------------------------------------------------------------------ outputs
 
@@ -538,10 +638,10 @@ class InferenceLoop:
         self.counters.add('zero_commands')
         self._zero_sent = True
 
-    def _check_command_timeout(self, now: float) -> None:
+    def _check_command_timeout(self, now: float, settings: LoopSettings) -> None:
         if self._zero_sent or self._last_action_time is None:
             return
-        timeout = self.settings.command_timeout
+        timeout = settings.command_timeout
         if now - self._last_action_time > timeout:
             self._publish_zero(f'no fresh action for {timeout} s')
 

@@ -68,15 +68,31 @@ def exit_now(code: int) -> None:
         except (OSError, ValueError):
             pass
     try:
-        terminate(child_processes(), timeout=2.0)
+        end_children(timeout=2.0)
     except Exception:  # noqa: B902 - leaving is what matters now
         pass
     os._exit(code)
 
 
 def child_processes() -> list:
+    """Return every live descendant of this process (psutil processes)."""
     import psutil
     return psutil.Process().children(recursive=True)
+
+
+def end_children(timeout: float = 2.0, rounds: int = 3) -> list:
+    """Terminate, then kill, every descendant of this process; return any still alive.
+
+    Looked up again after each round: an engine that is still starting (a signal during
+    ``configure``) may start a worker while the previous ones are being ended, and a process
+    left now would outlive this one holding the model's memory.
+    """
+    for _ in range(rounds):
+        children = child_processes()
+        if not children:
+            return []
+        terminate(children, timeout=timeout)
+    return child_processes()
 
 
 def terminate(children: list, timeout: float) -> None:

@@ -15,9 +15,7 @@ Until activated the node publishes no command.
 from __future__ import annotations
 
 import math
-import os
 import signal
-import sys
 import threading
 import time
 from typing import Any, Callable
@@ -39,6 +37,7 @@ from openvla_ros.core.policy import make_policy
 from openvla_ros.core.images import msg_to_pil
 from openvla_ros.core.inference_loop import Frame, InferenceLoop, LoopState
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE
+from openvla_ros.core.processes import end_children, exit_now
 from openvla_ros.core.prompt import InstructionError
 from openvla_ros.core.stats import NS_PER_S, stamp_to_ns
 from openvla_ros.node import diagnostics, parameters, qos
@@ -46,7 +45,7 @@ from openvla_ros.node import diagnostics, parameters, qos
 #: ``engine_health`` in diagnostics for each loop state.
 _HEALTH = {LoopState.STOPPED: 'ok', LoopState.RUNNING: 'ok', LoopState.ERROR: 'error',
            LoopState.TIMEOUT: 'timeout', LoopState.UNREACHABLE: 'unreachable',
-           LoopState.DEAD: 'dead'}
+           LoopState.DEAD: 'dead', LoopState.FAULT: 'fault'}
 _ACTION_LABEL = ','.join(ACTION_NAMES)
 
 
@@ -68,6 +67,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._conditioning = parameters.conditioning_from(self._values)
         self._phase = 'unloaded'            # unloaded | loading | ready | active | failed
         self._configure_failed = False
+        self._exiting = False               # set by main() on SIGINT/SIGTERM
         self._engine: dict[str, Any] = {}   # what the configured engine reports
         self._throttle = diagnostics.Throttle(period_s=5.0)
         self.loop = InferenceLoop(_Outputs(self), self._decode, clock=_RosClock(self),
@@ -96,6 +96,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(float(self._values['diagnostics_period']), self._publish_diagnostics,
                           callback_group=group)
+        # The engine-death path runs on the loop's thread; its deactivation runs here, in the
+        # executor, in the group of the lifecycle services (rclpy puts them in the default,
+        # mutually exclusive group), so it never overlaps a change_state call.
+        self._deactivate_request = self.create_guard_condition(
+            self._deactivate_dead_engine, callback_group=self.default_callback_group)
         self.get_logger().info(f"ready (unconfigured); model={self._values['model']!r}, "
                                f"unnorm_key={self._values['unnorm_key']!r}")
 
@@ -188,6 +193,10 @@ class OpenVlaPolicyNode(LifecycleNode):
         return super().on_configure(state)
 
     def _configure_failure(self, error: BaseException) -> TransitionCallbackReturn:
+        if self._exiting:
+            # main() ended the engine's processes under a loading configure: not a failure.
+            self.get_logger().info('configure interrupted: the process is exiting')
+            return TransitionCallbackReturn.FAILURE
         self._phase, self._configure_failed = 'failed', True
         self.loop.last_error = f'configure failed: {type(error).__name__}: {error}'
         self.get_logger().error(self.loop.last_error + configure_hint(error))
@@ -267,8 +276,17 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     def _engine_died(self, message: str) -> None:
         self._problem('engine', message, 'error')
-        # Leave the active state on our own: an inactive node cannot command the robot.
-        threading.Thread(target=self.trigger_deactivate, daemon=True).start()
+        # Leave the active state on our own: an inactive node cannot command the robot. The
+        # loop already sent the zero twist and stopped acting; the transition follows in the
+        # executor (see _deactivate_dead_engine).
+        self._deactivate_request.trigger()
+
+    def _deactivate_dead_engine(self) -> None:
+        # Serialized with lifecycle service calls: one may have run since the engine died
+        # (deactivate, or even cleanup + configure + activate with a new engine), so act only
+        # if the node is still active on the dead engine.
+        if self.loop.state is LoopState.DEAD and self._state_machine.current_state[1] == 'active':
+            self.trigger_deactivate()
 
     # ------------------------------------------------------------------ outputs
 
@@ -461,18 +479,35 @@ def main(args: list[str] | None = None) -> None:
         pass
     finally:
         stopping = time.monotonic()
-        node.stop_and_release(fast=True)
-        executor.shutdown(timeout_sec=1.0)
-        node.get_logger().info(f'stopped in {time.monotonic() - stopping:.1f} s')
+        # Decided now: a configure still loading when the signal came is interrupted, not failed.
         code = 1 if node.configure_failed else 0
+        node._exiting = True
+        node.stop_and_release(fast=True)
+        # A configure may still be loading an engine (its processes started, the policy not yet
+        # handed to the loop, so stop_and_release cannot close it): end every process this
+        # one started, whatever state it is in.
+        left = end_children(timeout=2.0)
+        if left:
+            node.get_logger().error(f'engine processes still alive after SIGKILL: {left}')
+            code = 1
+        # Not waiting for the executor's threads: one may be inside that configure.
+        _shutdown_executor(executor)
+        node.get_logger().info(f'stopped in {time.monotonic() - stopping:.1f} s')
         node.destroy_node()
         rclpy.try_shutdown()
     # The engine-call thread may still be blocked inside a request to the engine processes just
-    # terminated; a normal interpreter exit would wait for it forever. Everything that matters
-    # (zero twist, engine processes, ROS context) is done, so leave now.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # terminated, and a configure thread inside vLLM's start-up; a normal interpreter exit would
+    # wait for them. Everything that matters (zero twist, engine processes, ROS context) is
+    # done, so leave now.
+    exit_now(code)
+
+
+def _shutdown_executor(executor: Any) -> None:
+    try:
+        executor.shutdown(timeout_sec=1.0, wait_for_threads=False)
+    except TypeError:
+        # rclpy without wait_for_threads (Jazzy): its shutdown does not join the threads.
+        executor.shutdown(timeout_sec=1.0)
 
 
 if __name__ == '__main__':

@@ -39,7 +39,10 @@ class NodeProcess:
              '-r', f'__ns:=/{namespace}', '-p', f'model:={test_model}',
              '-p', 'unnorm_key:=bridge_orig', '-p', 'instruction:=pick up the cup',
              '-p', 'max_image_age:=30.0', '-p', 'command_timeout:=60.0'],
-            stdout=open(self.log_path, 'w'), stderr=subprocess.STDOUT, env=dict(os.environ))
+            stdout=open(self.log_path, 'w'), stderr=subprocess.STDOUT, env=dict(os.environ),
+            # Its own process group: every engine process it starts is in it, and stays in it
+            # after an orphaning, so a leftover can be found even once the node is gone.
+            start_new_session=True)
         self.node = rclpy.create_node(f'{namespace}_driver')
         ns = f'/{namespace}'
         self.change = self.node.create_client(ChangeState, f'{ns}/openvla_policy/change_state')
@@ -83,21 +86,32 @@ class NodeProcess:
     def engine_processes(self):
         return psutil.Process(self.proc.pid).children(recursive=True)
 
+    def group_members(self):
+        """Return the processes of the node's process group other than the node itself."""
+        members = []
+        for process in psutil.process_iter():
+            try:
+                if process.pid != self.proc.pid and os.getpgid(process.pid) == self.proc.pid:
+                    members.append(process)
+            except (psutil.Error, ProcessLookupError):
+                pass
+        return members
+
     def log(self):
         return self.log_path.read_text()[-4000:]
 
     def close(self):
+        # Kill the engine processes too: a failed test must not leave them running (orphans
+        # included: they keep the node's process group).
+        family = self.group_members()
         if self.proc.poll() is None:
-            # Kill the engine processes too: a failed test must not leave them running.
+            family.append(psutil.Process(self.proc.pid))
+        for process in family:
             try:
-                family = self.engine_processes() + [psutil.Process(self.proc.pid)]
+                process.kill()
             except psutil.Error:
-                family = []
-            for process in family:
-                try:
-                    process.kill()
-                except psutil.Error:
-                    pass
+                pass
+        if self.proc.poll() is None:
             self.proc.wait(10)
         self.node.destroy_node()
 
@@ -159,5 +173,45 @@ def test_killed_engine_process_then_configure_recovers(ros, test_model, tmp_path
         assert node.transition(Transition.TRANSITION_CONFIGURE), node.log()
         assert node.transition(Transition.TRANSITION_ACTIVATE)
         node.run_until_actions(1)
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_signal_while_configure_loads_the_engine_leaves_no_engine_process(
+        ros, test_model, tmp_path, signum):
+    """Issue 16: a signal 12 s into configure used to exit 0 and leave 3 engine processes."""
+    node = NodeProcess(test_model, tmp_path, f'load{int(signum)}')
+    try:
+        assert node.change.wait_for_service(timeout_sec=60.0), node.log()
+        request = ChangeState.Request()
+        request.transition.id = Transition.TRANSITION_CONFIGURE
+        asked = time.monotonic()
+        configure = node.change.call_async(request)
+        # Loading: wait for the engine's processes to appear (vLLM's engine core, then its
+        # workers), and a few seconds more so the workers are being started too.
+        deadline = time.monotonic() + 120
+        while not node.engine_processes() and time.monotonic() < deadline:
+            rclpy.spin_once(node.node, timeout_sec=0.1)
+        first = time.monotonic()
+        while time.monotonic() - first < 8.0:
+            rclpy.spin_once(node.node, timeout_sec=0.1)
+        seen = node.group_members()
+        assert seen, 'the engine should run in child processes by now: ' + node.log()
+        assert not configure.done() and 'engine ready' not in node.log(), (
+            'configure finished before the signal: the test did not hit the loading phase')
+        sent = time.monotonic()
+        node.proc.send_signal(signum)
+        while node.proc.poll() is None and time.monotonic() - sent < 60:
+            rclpy.spin_once(node.node, timeout_sec=0.05)
+        took = time.monotonic() - sent
+        assert node.proc.returncode == 0, node.log()
+        # Anything left of the engine: the processes seen before the signal, and any other one
+        # still in the node's process group (started after we looked).
+        gone, alive = psutil.wait_procs(seen, timeout=5)
+        left = alive + [p for p in node.group_members() if p not in alive]
+        assert not left, f'engine processes left behind: {left}\n{node.log()}'
+        print(f'{signal.Signals(signum).name} {sent - asked:.0f} s into configure: exit 0 '
+              f'in {took:.1f} s, {len(seen)} engine processes seen, none left')
     finally:
         node.close()

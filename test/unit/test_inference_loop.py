@@ -54,8 +54,12 @@ class FakePolicy:
 class Recorder:
     def __init__(self):
         self.events = []
+        self.messages = []        # (key, full message) of every problem reported
+        self.action_error = None  # raised by action() when set: a broken output callback
 
     def action(self, prediction, frame):
+        if self.action_error is not None:
+            raise self.action_error
         self.events.append(('action', frame.msg))
         return True
 
@@ -64,6 +68,7 @@ class Recorder:
 
     def problem(self, key, message, level):
         self.events.append(('problem', key))
+        self.messages.append((key, message))
 
     def engine_dead(self, message):
         self.events.append(('dead', message))
@@ -78,6 +83,8 @@ class Recorder:
 def decode(msg):
     if msg == 'bad':
         raise ImageError('broken')
+    if msg == 'huge':
+        raise MemoryError('cannot allocate 286 MiB for the pixels')
     return msg
 
 
@@ -280,3 +287,172 @@ def test_running_in_its_own_thread():
     status = loop.status()
     assert status['actions'] == 1 and status['latency_p50_s'] == 0.5
     loop.release()
+
+
+# ---------------------------------------------------------------- unexpected errors (issue 16)
+
+def tracebacks(out):
+    return [message for _, message in out.messages if 'Traceback (most recent call last)' in
+            message]
+
+
+def test_memory_error_decoding_a_frame_zero_at_once_then_the_next_good_frame_acts(rig):
+    loop, clock, policy, out = rig
+    loop.put_frame(1, clock.now())
+    settle(loop, lambda: out.actions() == [1])   # the robot has a command to stop
+    loop.put_frame('huge', clock.now())
+    loop.step()
+    assert out.kinds() == ['action', 'zero', 'problem']   # at once, not after command_timeout
+    assert loop.state is LoopState.ERROR and loop.running
+    status = loop.status()
+    assert status['loop_state'] == 'error' and status['loop_errors'] == 1
+    assert 'MemoryError' in status['last_error']
+    assert 'cannot allocate 286 MiB for the pixels' in status['last_error']
+    assert 'Traceback' not in status['last_error']    # diagnostics: type and message only
+    [logged] = tracebacks(out)
+    assert 'MemoryError: cannot allocate 286 MiB' in logged and 'in decode' in logged
+    for _ in range(3):                           # the same bad frame again: no new traceback
+        loop.put_frame('huge', clock.now())
+        loop.step()
+    assert len(tracebacks(out)) == 1 and loop.status()['loop_errors'] == 4
+    loop.put_frame(2, clock.now())               # the next good frame: acting again
+    settle(loop, lambda: out.actions() == [1, 2])
+    assert loop.state is LoopState.RUNNING
+
+
+def test_output_callback_error_zero_fault_no_action_until_stop_and_start(rig):
+    loop, clock, policy, out = rig
+    loop.put_frame(1, clock.now())
+    settle(loop, lambda: out.actions() == [1])
+    out.action_error = RuntimeError('publisher handle is invalid')
+    loop.put_frame(2, clock.now())
+    settle(loop, lambda: loop.state is LoopState.FAULT)
+    assert out.kinds() == ['action', 'zero', 'problem'] and not loop.running
+    status = loop.status()
+    assert status['loop_state'] == 'fault'
+    assert 'RuntimeError: publisher handle is invalid' in status['last_error']
+    assert 'deactivated and activated again' in status['last_error']
+    [logged] = tracebacks(out)
+    assert 'in action' in logged                 # the traceback points at the callback
+    out.action_error = None                      # fixed, but not acted on by itself:
+    for number in (3, 4):
+        loop.put_frame(number, clock.now())
+        for _ in range(5):
+            loop.step()
+    clock.t += 10.0                              # nor does the command timeout fire again
+    loop.step()
+    assert len(policy.calls) == 2 and out.kinds().count('zero') == 1
+    assert len(tracebacks(out)) == 1             # logged once
+    loop.stop('deactivate')                      # a lifecycle transition re-arms it
+    assert loop.state is LoopState.STOPPED and out.kinds()[-1] == 'zero'
+    loop.start(thread=False)
+    loop.put_frame(5, clock.now())
+    settle(loop, lambda: out.actions() == [1, 5])
+    assert loop.state is LoopState.RUNNING
+
+
+def test_a_failing_zero_command_is_still_reported_and_faults():
+    class BrokenZero(Recorder):
+        def zero(self, reason):
+            raise OSError('the zero twist publisher is gone')
+    clock, policy, out = FakeClock(), FakePolicy(), BrokenZero()
+    loop = InferenceLoop(out, decode, clock=clock, settings=LoopSettings(command_timeout=2.0))
+    loop.set_policy(policy)
+    loop.set_instruction('go')
+    loop.start(thread=False)
+    loop.put_frame(1, clock.now())
+    settle(loop, lambda: out.actions() == [1])
+    clock.t += 2.5                               # the command timeout's zero raises
+    loop.step()
+    assert loop.state is LoopState.FAULT
+    last_error = loop.status()['last_error']
+    assert 'OSError: the zero twist publisher is gone' in last_error
+    assert 'could not be published either' in last_error
+    loop.release()
+
+
+def test_the_loop_thread_survives_and_reports_an_unexpected_error():
+    out, policy = Recorder(), FakePolicy()
+    loop = InferenceLoop(out, decode, settings=LoopSettings(command_timeout=60.0))
+    loop.set_policy(policy)
+    loop.set_instruction('go')
+    loop.start()
+    thread = loop._thread
+    try:
+        loop.put_frame(1, time.time())
+        deadline = time.monotonic() + 5
+        while out.actions() != [1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loop.put_frame('huge', time.time())
+        while loop.state is not LoopState.ERROR and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loop.state is LoopState.ERROR and 'zero' in out.kinds()
+        assert thread.is_alive()                 # still serving frames
+        loop.put_frame(2, time.time())
+        while out.actions() != [1, 2] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.actions() == [1, 2] and loop.state is LoopState.RUNNING
+    finally:
+        loop.stop('shutdown', join_timeout=5)
+        loop.release()
+
+
+def test_the_thread_reports_even_an_exit_request():
+    """SystemExit from a callback is not an Exception: the thread ends, but never silently."""
+    class Exiting(Recorder):
+        def action(self, prediction, frame):
+            raise SystemExit(3)
+    out, policy = Exiting(), FakePolicy()
+    loop = InferenceLoop(out, decode)
+    loop.set_policy(policy)
+    loop.set_instruction('go')
+    loop.start()
+    thread = loop._thread
+    loop.put_frame(1, time.time())
+    thread.join(5)
+    assert not thread.is_alive()
+    assert loop.state is LoopState.FAULT and out.kinds() == ['zero', 'problem']
+    assert 'SystemExit: 3' in loop.status()['last_error']
+    loop.stop()
+    loop.release()
+
+
+def test_max_rate_changed_to_0_between_two_reads_is_read_once(rig):
+    """The node changes settings from another thread: a step must not read one value twice."""
+    loop, clock, policy, out = rig
+
+    class Changing(LoopSettings):
+        """max_rate_hz is 2.0 at its first read in each step and 0 afterwards (a set_parameters
+        call landing between two reads)."""
+
+        reads = 0
+
+        @property
+        def max_rate_hz(self):
+            Changing.reads += 1
+            return 2.0 if Changing.reads % 2 else 0.0
+
+        @max_rate_hz.setter
+        def max_rate_hz(self, value):
+            pass
+
+    loop.settings = Changing(max_image_age=1.0, command_timeout=2.0, inference_timeout=5.0)
+    loop.put_frame(1, clock.now())
+    loop.step()                                  # was: ZeroDivisionError out of the step
+    assert loop.state is LoopState.RUNNING and loop.status()['loop_errors'] == 0
+    settle(loop, lambda: out.actions() == [1])
+
+
+def test_a_request_from_before_a_stop_is_not_published_after_the_next_start(rig):
+    loop, clock, policy, out = rig
+    policy.gate = threading.Event()
+    loop.put_frame(1, clock.now())
+    loop.step()
+    loop.stop('deactivate')
+    loop.start(thread=False)
+    policy.gate.set()
+    settle(loop, lambda: loop.status()['late_replies'] == 1)
+    assert out.actions() == []
+    policy.gate = None
+    loop.put_frame(2, clock.now())
+    settle(loop, lambda: out.actions() == [2])
