@@ -55,7 +55,8 @@ def _not_blank(name: str, what: str) -> Callable[[Any], str]:
 def _engine_params() -> list[Param]:
     """Return ``engine.<option>`` for every :class:`EngineConfig` option (read-only)."""
     return [Param(f'engine.{option.name}', option.default, option.metadata['help'],
-                  read_only=True, choices=tuple(option.metadata.get('choices') or ()))
+                  read_only=True, choices=tuple(option.metadata.get('choices') or ()),
+                  range=option.metadata.get('range'))
             for option in EngineConfig.options()]
 
 
