@@ -29,7 +29,8 @@ ROS_WHEELS = [
 ]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
-TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6']
+# hypothesis: the fuzz tests (test/unit/test_fuzz.py); cryptography: the TLS test's own CA.
+TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'hypothesis>=6.100', 'cryptography>=41']
 
 DATA_FILES = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),

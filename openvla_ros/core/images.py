@@ -22,6 +22,7 @@ import struct
 import threading
 import types
 from typing import Any
+import warnings
 
 import numpy as np
 from PIL import Image as PILImage
@@ -326,7 +327,11 @@ def load_image_file(path: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     """
     shown = repr(label or str(path))
     try:
-        with PILImage.open(path) as img:
+        with warnings.catch_warnings():
+            # Pillow warns from ~89 Mpx; the limit below refuses such files with a message.
+            warnings.simplefilter('ignore', PILImage.DecompressionBombWarning)
+            opened = PILImage.open(path)
+        with opened as img:
             width, height = img.size
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageError(

@@ -16,6 +16,7 @@ from typing import Iterable
 __all__ = [
     'ApiKeyError',
     'InsecureTransportError',
+    'find_control',
     'is_loopback',
     'printable',
     'read_api_key',
@@ -97,6 +98,12 @@ def require_secure_transport(scheme: str, host: str, key_set: bool, allow_insecu
         'path could read it. Use https:// (openvla-ros serve --ssl-certfile/--ssl-keyfile, '
         'and engine.ca_file for a private CA), or, on a network you trust, opt in with '
         'engine.allow_insecure_http (--allow-insecure-http)')
+
+
+def find_control(text: str) -> tuple[int, str] | None:
+    """Return (position, character) of the first control or invisible character, or None."""
+    found = _CONTROL.search(text)
+    return None if found is None else (found.start(), found.group())
 
 
 def printable(text: object, limit: int | None = None) -> str:

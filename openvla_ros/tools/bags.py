@@ -36,6 +36,7 @@ import numpy as np
 from openvla_ros.core.decoding import ACTION_DIM, ACTION_NAMES
 from openvla_ros.core.images import (DEFAULT_MAX_PIXELS, encode_compressed, ImageError,
                                      load_image_file, msg_to_rgb, rgb_to_image_fields)
+from openvla_ros.core.prompt import clean_instruction, InstructionError
 from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, stamp_to_ns
 from openvla_ros.tools.metrics import default_tolerance, match_ground_truth
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, synthetic_actions, table_scene
@@ -138,19 +139,32 @@ def _check_action(index: int, action: Any) -> list[float]:
     if not isinstance(action, (list, tuple)) or len(action) != ACTION_DIM:
         raise StepsError(
             f'step {index}: "action" must be a list of {ACTION_DIM} numbers '
-            f'({", ".join(ACTION_NAMES)}), got {action!r}')
+            f'({", ".join(ACTION_NAMES)}), got {_short(action)}')
     values = []
     for value in action:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise StepsError(
-                f'step {index}: "action" must hold numbers only, got {value!r}: write '
+                f'step {index}: "action" must hold numbers only, got {_short(value)}: write '
                 f'{ACTION_DIM} plain numbers')
-        if not math.isfinite(value):
+        if not _finite(value):
             raise StepsError(
-                f'step {index}: "action" holds a non-finite value ({value!r}): replace NaN or '
-                'infinity with the real action')
+                f'step {index}: "action" holds a non-finite value ({_short(value)}): replace '
+                'NaN, infinity or absurd magnitudes with the real action')
         values.append(float(value))
     return values
+
+
+def _finite(value: int | float) -> bool:
+    """Return whether a JSON number is a finite float (JSON integers are unbounded)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + '...'
 
 
 def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
@@ -203,6 +217,10 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
             raise StepsError(
                 f'step {index} has no "instruction": give the task text, e.g. '
                 f'"{DEFAULT_INSTRUCTION}"')
+        try:
+            clean_instruction(instruction)
+        except InstructionError as exc:
+            raise StepsError(f'step {index}: {exc}') from None
         action = _check_action(index, step.get('action'))
         stamp = step.get('stamp')
         if (stamp is not None) != has_stamps:
@@ -213,10 +231,10 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
             stamp_ns = t0_ns + int(round(index * period_ns))
         else:
             if (isinstance(stamp, bool) or not isinstance(stamp, (int, float))
-                    or not math.isfinite(stamp) or not 0 <= stamp <= _MAX_STAMP_S):
+                    or not _finite(stamp) or not 0 <= stamp <= _MAX_STAMP_S):
                 raise StepsError(
                     f'step {index}: "stamp" must be seconds between 0 and {_MAX_STAMP_S}, '
-                    f'got {stamp!r}')
+                    f'got {_short(stamp)}')
             stamp_ns = _stamp_ns(float(stamp))
         if result and stamp_ns <= result[-1].stamp_ns:
             raise StepsError(
