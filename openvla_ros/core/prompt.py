@@ -32,8 +32,8 @@ def clean_instruction(instruction: Any) -> str:
     Refused: an empty one, one over :data:`MAX_INSTRUCTION_CHARS` (before any tokenizing),
     and one holding a control or invisible formatting character inside (a line break, a tab,
     ESC, a bidi override...). Refused rather than stripped: the prompt is
-    ``...to {instruction}?\nOut:``, so a line break could forge the prompt's own layout, and
-    silently editing a task would run a task nobody sent.
+    ``...to {instruction}?`` + newline + ``Out:``, so a line break could forge the prompt's own
+    layout, and silently editing a task would run a task nobody sent.
     """
     if not isinstance(instruction, str):
         raise InstructionError(

@@ -33,8 +33,8 @@ def bomb_png(width, height, full=True):
 
     ``full`` writes every row (a valid file Pillow decodes whole); otherwise only the header.
     """
-    head = b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', struct.pack('>IIBBBBB', width, height,
-                                                                   8, 2, 0, 0, 0))
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    head = b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', header)
     data = b''
     if full:
         packer = zlib.compressobj(9)
