@@ -157,9 +157,8 @@ def _check_statistics(stats: Any, where: str) -> dict:
             if (not isinstance(values, list) or not values
                     or not all(_is_number(v, name == 'mask') for v in values)):
                 raise StatisticsError(
-                    f'{where}: {key!r} action {name} must be a non-empty list of '
-                    f'{"booleans" if name == "mask" else "finite numbers"}, got '
-                    f'{_short(values)}')
+                    f'{where}: {key!r} action {name} must be a non-empty list of numbers '
+                    f'({"true/false" if name == "mask" else "finite"}), got {_short(values)}')
             lengths.append(len(values))
         if len(set(lengths)) != 1:
             raise StatisticsError(
