@@ -289,8 +289,9 @@ def _is_damage(error: BaseException) -> bool:
         damage += (apsw.Error,)
     except ImportError:   # rosbags reads sqlite3 through apsw; without it nothing to map
         pass
-    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
-        return True
+    if isinstance(error, OSError) and not isinstance(error, (FileNotFoundError,
+                                                            PermissionError)):
+        return True   # an I/O error reading the file (EIO on a failing disk, say)
     return isinstance(error, damage)
 
 
