@@ -289,8 +289,8 @@ def _is_damage(error: BaseException) -> bool:
         damage += (apsw.Error,)
     except ImportError:   # rosbags reads sqlite3 through apsw; without it nothing to map
         pass
-    if isinstance(error, OSError) and not isinstance(error, (FileNotFoundError,
-                                                            PermissionError)):
+    missing = (FileNotFoundError, PermissionError)
+    if isinstance(error, OSError) and not isinstance(error, missing):
         return True   # an I/O error reading the file (EIO on a failing disk, say)
     return isinstance(error, damage)
 
