@@ -32,8 +32,10 @@ ROS_WHEELS = [
 ROS_JAZZY_WHEELS = ['ros-jazzy-' + name[len('ros-'):] for name in ROS_WHEELS]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
-# colcon: the install-space test builds this repository as a ROS 2 user would.
-TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3', 'colcon-common-extensions']
+# colcon: the install-space test builds this repository as a ROS 2 user would; hypothesis: the
+# fuzz tests (test/unit/test_fuzz.py); cryptography: the TLS test's own CA.
+TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3', 'colcon-common-extensions',
+        'hypothesis>=6.100', 'cryptography>=41']
 
 DATA_FILES = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.preprocessing import (DEFAULT_CROP_SCALE, ImagePreparation,
                                             PREPROCESSING_MODES)
 from openvla_ros.tools.bags import (BagData, BagError, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC,
@@ -101,16 +102,25 @@ def statistics_file_from_args(args: Any) -> str | None:
     return getattr(args, 'statistics_file', None) or None
 
 
-def load_image_file(path: str) -> Any:
+def add_pixel_limit_argument(parser: Any) -> None:
+    """Add ``--max-image-pixels``: the node's ``max_image_pixels`` limit for image files."""
+    parser.add_argument('--max-image-pixels', type=int, default=DEFAULT_MAX_PIXELS, metavar='N',
+                        help='refuse images of more pixels than this before decoding them, as '
+                             'the node does (its max_image_pixels; default %(default)s)')
+
+
+def pixel_limit_from_args(args: Any) -> int:
+    """Return ``--max-image-pixels`` after checking it is positive."""
+    limit = getattr(args, 'max_image_pixels', DEFAULT_MAX_PIXELS)
+    if limit is None or limit <= 0:
+        raise ValueError(f'--max-image-pixels must be positive, got {limit}')
+    return int(limit)
+
+
+def load_image_file(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
     """Return the image at ``path`` as an RGB PIL image, or raise a one-line error."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as image:
-            return image.convert('RGB')
-    except FileNotFoundError:
-        raise FileNotFoundError(f'image file {path!r} does not exist') from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f'cannot read image {path!r}: {error}') from None
+    from openvla_ros.core.images import load_image_file as load
+    return load(path, max_pixels)
 
 
 def add_bag_topic_arguments(parser: Any, instruction_help: str, warmup_help: str) -> None:
@@ -135,6 +145,19 @@ def add_bag_topic_arguments(parser: Any, instruction_help: str, warmup_help: str
     parser.add_argument('--json', action='store_true',
                         help='print the summary as JSON (nothing else on stdout)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--force', action='store_true',
+                        help='write into --out even if it already holds a report (its files are '
+                             'replaced); refused otherwise, as make-bag refuses an existing bag')
+
+
+def check_output_folder(out: Path, force: bool) -> None:
+    """Refuse a non-empty ``--out`` folder unless ``force`` (nothing is overwritten silently)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f'--out {str(out)!r} is a file: give a folder for the report')
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ValueError(f'--out {str(out)!r} already exists and is not empty: choose a new '
+                         'folder, or pass --force to replace the report in it')
 
 
 def read_bag_from_args(args: Any) -> BagData:

@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 
 from openvla_ros.cli.common import (add_bag_topic_arguments, add_engine_arguments,
-                                    add_model_arguments, add_preprocessing_arguments,
+                                    add_model_arguments, add_pixel_limit_argument,
+                                    add_preprocessing_arguments, check_output_folder,
                                     command_metadata, engine_config_from_args,
-                                    preparation_from_args, read_bag_from_args,
-                                    statistics_file_from_args)
+                                    pixel_limit_from_args, preparation_from_args,
+                                    read_bag_from_args, statistics_file_from_args)
 from openvla_ros.tools.report import format_table, REPORT_MD
 
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--limit', type=int, default=None, metavar='N',
                         help='send at most N frames to the policy')
     add_preprocessing_arguments(parser)
+    add_pixel_limit_argument(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     """Check the options and the bag, evaluate, print the summary (a table or JSON)."""
     from openvla_ros.tools.evaluate import check_options, evaluate_model
     check_options(args.stride, args.limit, args.warmup)
+    check_output_folder(args.out, args.force)
+    max_pixels = pixel_limit_from_args(args)
     # The bag first, then the key: both fail in milliseconds, the engine takes minutes.
     bag = read_bag_from_args(args)
     report = evaluate_model(bag, args.model, args.unnorm_key, args.out,
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                             statistics_file=statistics_file_from_args(args),
                             instruction=args.instruction, stride=args.stride, limit=args.limit,
                             warmup=args.warmup, progress=not args.no_progress,
-                            tolerance_s=args.tolerance,
+                            tolerance_s=args.tolerance, max_pixels=max_pixels,
                             metadata={'command': command_metadata(args)})
     if args.json:
         print(json.dumps(report['summary'], indent=2))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from openvla_ros.cli.common import add_pixel_limit_argument, pixel_limit_from_args
 from openvla_ros.tools.bags import (COMPRESSED_IMAGE_TOPIC, DEFAULT_RATE_HZ, format_summary,
                                     JPEG_QUALITY, make_bag, STORAGES)
 
@@ -21,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'ground-truth actions, one step per frame.')
     parser.add_argument('steps_json', metavar='STEPS.json', type=Path)
     parser.add_argument('out_bag', metavar='OUT_BAG', type=Path,
-                        help='bag directory to create (must not exist)')
+                        help='bag directory to create (must not exist, unless --force)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace OUT_BAG if it exists (only a rosbag2 directory or file)')
     parser.add_argument('--rate', type=float, default=DEFAULT_RATE_HZ, metavar='HZ',
                         help='step rate when STEPS.json has no stamps (default %(default)s)')
     parser.add_argument('--storage', choices=STORAGES, default='sqlite3',
@@ -32,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f'compression with --compressed: jpeg (quality {JPEG_QUALITY}, '
                              'lossy) or png (exact); default %(default)s')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_pixel_limit_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the bag, print its one-line summary."""
     summary = make_bag(args.steps_json, args.out_bag, rate_hz=args.rate, storage=args.storage,
                        compressed=args.compressed, progress=not args.no_progress,
-                       compressed_format=args.compressed_format)
+                       compressed_format=args.compressed_format, force=args.force,
+                       max_pixels=pixel_limit_from_args(args))
     print(format_summary(summary))
     return 0

@@ -8,8 +8,9 @@ import argparse
 import json
 
 from openvla_ros.cli.common import (add_engine_arguments, add_model_arguments,
-                                    add_preprocessing_arguments, engine_config_from_args,
-                                    load_image_file, preparation_from_args,
+                                    add_pixel_limit_argument, add_preprocessing_arguments,
+                                    engine_config_from_args, load_image_file,
+                                    pixel_limit_from_args, preparation_from_args,
                                     statistics_file_from_args)
 
 
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--instruction', required=True,
                         help='task, e.g. "put the spoon on the towel"')
     add_preprocessing_arguments(parser)
+    add_pixel_limit_argument(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the engine, predict once, print the JSON object."""
     from openvla_ros.core.policy import make_policy
     from openvla_ros.core.prompt import clean_instruction
-    image = load_image_file(args.image)
+    image = load_image_file(args.image, pixel_limit_from_args(args))
     # Everything a user can get wrong is checked before the engine's long start-up.
     clean_instruction(args.instruction)
     engine = engine_config_from_args(args)

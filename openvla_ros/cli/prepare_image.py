@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from openvla_ros.cli.common import (add_preprocessing_arguments, load_image_file,
+from openvla_ros.cli.common import (add_pixel_limit_argument, add_preprocessing_arguments,
+                                    load_image_file, pixel_limit_from_args,
                                     preparation_from_args)
 
 
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='output file; the extension picks the format (PNG keeps the exact '
                              'pixels, JPEG would change them)')
     add_preprocessing_arguments(parser, statistics=False)
+    add_pixel_limit_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     """Prepare the image, write it, print one line saying what was done."""
     from openvla_ros.tools.prepare_image import write_model_view
     preparation = preparation_from_args(args)
-    image = load_image_file(args.input)
+    image = load_image_file(args.input, pixel_limit_from_args(args))
     done = write_model_view(image, args.output, preparation)
     print(f'{args.input} ({image.width}x{image.height}) -> {done}')
     return 0

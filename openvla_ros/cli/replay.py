@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from openvla_ros.cli.common import (add_bag_topic_arguments, add_preprocessing_arguments,
-                                    command_metadata, preparation_from_args,
-                                    read_bag_from_args)
+                                    check_output_folder, command_metadata,
+                                    preparation_from_args, read_bag_from_args)
 from openvla_ros.tools.report import format_table, REPORT_MD
 
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from openvla_ros.tools.replay import format_node_line, replay_bag, require_rclpy
     require_rclpy()
     expected = expected_settings_from_args(args)
+    check_output_folder(args.out, args.force)
     bag = read_bag_from_args(args)
     report = replay_bag(bag, args.out, namespace=args.namespace, rate=args.rate,
                         settle_s=args.settle, instruction=args.instruction,

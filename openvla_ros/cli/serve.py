@@ -9,7 +9,8 @@ from typing import Any
 
 from openvla_ros.core.remote import DEFAULT_API_KEY_ENV
 from openvla_ros.tools.serve import (DEFAULT_HOST, DEFAULT_MAX_MODEL_LEN, DEFAULT_MAX_NUM_SEQS,
-                                     DEFAULT_PORT, DEFAULT_STARTUP_TIMEOUT_S, serve)
+                                     DEFAULT_PORT, DEFAULT_STARTUP_TIMEOUT_S, DEV_MODE_ENV,
+                                     serve)
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
                                         'openvla/openvla-7b)')
     parser.add_argument('--host', default=DEFAULT_HOST,
                         help='address to bind (default %(default)s: this machine only; use '
-                             '0.0.0.0 for robots on the network, with an API key)')
+                             '0.0.0.0 for robots on the network: needs an API key)')
     parser.add_argument('--port', type=int, default=DEFAULT_PORT,
                         help='TCP port (default %(default)s)')
     parser.add_argument('--max-num-seqs', type=int, default=DEFAULT_MAX_NUM_SEQS,
@@ -38,8 +39,22 @@ def register(subparsers: Any) -> None:
                         help="share of accelerator memory to reserve (vLLM's default; 0.3 of "
                              'the CPU memory node on CPU)')
     parser.add_argument('--api-key-env', default=DEFAULT_API_KEY_ENV, metavar='NAME',
-                        help='environment variable holding the API key clients must send '
-                             '(default %(default)s; no key required when it is unset)')
+                        help='environment variable holding the API key clients must send on '
+                             'every path but /health (default %(default)s; no key required '
+                             'when it is unset, allowed on loopback only)')
+    parser.add_argument('--ssl-certfile', default=None, metavar='PEM',
+                        help='server certificate (PEM) for https; with --ssl-keyfile. Clients '
+                             'trusting a private CA pass its certificate as --ca-file / '
+                             'engine.ca_file')
+    parser.add_argument('--ssl-keyfile', default=None, metavar='PEM',
+                        help='private key (PEM) of --ssl-certfile')
+    parser.add_argument('--insecure-no-api-key', action='store_true',
+                        help='INSECURE: allow binding an address other than loopback without '
+                             'an API key (anyone who reaches the port can use the model)')
+    parser.add_argument('--insecure-dev-env', action='store_true',
+                        help='INSECURE: pass ' + ', '.join(DEV_MODE_ENV) + ' to the server '
+                             '(they open unauthenticated development endpoints); dropped '
+                             'otherwise')
     parser.add_argument('--startup-timeout', type=float, default=DEFAULT_STARTUP_TIMEOUT_S,
                         metavar='S', help='give up when not healthy after S seconds '
                                           '(default %(default)s)')
@@ -57,4 +72,7 @@ def run(args: argparse.Namespace) -> int:
                  dtype=args.dtype, max_model_len=args.max_model_len,
                  gpu_memory_utilization=args.gpu_memory_utilization,
                  api_key_env=args.api_key_env, startup_timeout=args.startup_timeout,
-                 print_template=args.print_template, print_command=args.print_command)
+                 print_template=args.print_template, print_command=args.print_command,
+                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                 insecure_no_api_key=args.insecure_no_api_key,
+                 insecure_dev_env=args.insecure_dev_env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 import re
@@ -34,6 +35,16 @@ SOURCE_STATISTICS_FILE = 'statistics_file'
 
 # owner/name as the Hugging Face hub spells repository ids.
 _HUB_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$')
+
+
+class StatisticsError(ValueError):
+    """A checkpoint configuration or statistics file that cannot unnormalize actions."""
+
+
+#: Bounds of the decoder's integers: OpenVLA uses 256 bins and a 32000-token vocabulary; far
+#: larger values come from a broken file and would allocate without limit.
+_MAX_BINS = 1 << 16
+_MAX_VOCAB = 1 << 24
 
 
 def hub_cache_dir() -> Path:
@@ -123,36 +134,58 @@ def _read_json(path: Path, what: str) -> Any:
         with open(path, encoding='utf-8') as stream:
             return json.load(stream)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f'{what} {path} cannot be read: {exc}') from exc
+        raise StatisticsError(f'{what} {path} cannot be read: {exc}') from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f'{what} {path} is not valid JSON: {exc}') from exc
+        raise StatisticsError(f'{what} {path} is not valid JSON: {exc}') from exc
 
 
 def _check_statistics(stats: Any, where: str) -> dict:
     """Check the ``dataset_statistics.json`` layout: {key: {"action": {"q01", "q99"}}}."""
     if not isinstance(stats, Mapping) or not stats:
-        raise ValueError(
+        raise StatisticsError(
             f'{where} must be a non-empty JSON object mapping dataset keys to statistics, '
             'like {"my_robot": {"action": {"q01": [...], "q99": [...], "mask": [...]}}}')
     for key, entry in stats.items():
         action = entry.get('action') if isinstance(entry, Mapping) else None
         if not isinstance(action, Mapping):
-            raise ValueError(f'{where}: entry {key!r} has no "action" object')
+            raise StatisticsError(f'{where}: entry {key!r} has no "action" object')
         lengths = []
         for name in ('q01', 'q99', 'mask'):
             values = action.get(name)
             if values is None and name == 'mask':
                 continue
             if (not isinstance(values, list) or not values
-                    or not all(isinstance(v, (int, float)) for v in values)):
-                raise ValueError(
-                    f'{where}: {key!r} action {name} must be a non-empty list of numbers, got '
-                    f'{values!r}')
+                    or not all(_is_number(v, name == 'mask') for v in values)):
+                raise StatisticsError(
+                    f'{where}: {key!r} action {name} must be a non-empty list of numbers '
+                    f'({"true/false" if name == "mask" else "finite"}), got {_short(values)}')
             lengths.append(len(values))
         if len(set(lengths)) != 1:
-            raise ValueError(
+            raise StatisticsError(
                 f'{where}: {key!r} action q01, q99 and mask have different lengths {lengths}')
     return dict(stats)
+
+
+def _is_number(value: Any, mask: bool) -> bool:
+    if mask:
+        return isinstance(value, (bool, int)) and not isinstance(value, float)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + '...'
+
+
+def _config_int(cfg: Mapping, name: str, default: int, low: int, high: int,
+                where: Any = None) -> int:
+    value = (where if where is not None else cfg).get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise StatisticsError(f'config {name} must be an integer in {low}..{high}, got '
+                              f'{_short(value)}')
+    return value
 
 
 def _load_config(config: ConfigLike,
@@ -164,7 +197,7 @@ def _load_config(config: ConfigLike,
         config_path = _config_path(config)
         loaded = _read_json(config_path, 'OpenVLA config')
         if not isinstance(loaded, dict):
-            raise ValueError(f'OpenVLA config {config_path} is not a JSON object')
+            raise StatisticsError(f'OpenVLA config {config_path} is not a JSON object')
         source = SOURCE_CONFIG
         stats_path = config_path.parent / 'dataset_statistics.json'
         if stats_path.is_file():
@@ -219,9 +252,9 @@ class ActionDecoder:
         ``statistics_source`` says where the statistics came from, for :meth:`provenance`.
         """
         if n_action_bins < 2:
-            raise ValueError(f'n_action_bins must be at least 2, got {n_action_bins}')
+            raise StatisticsError(f'n_action_bins must be at least 2, got {n_action_bins}')
         if vocab_size <= n_action_bins:
-            raise ValueError(
+            raise StatisticsError(
                 f'vocab_size {vocab_size} must exceed n_action_bins {n_action_bins}')
         self.vocab_size = int(vocab_size)
         self.n_action_bins = int(n_action_bins)
@@ -229,13 +262,13 @@ class ActionDecoder:
         self.q01 = np.asarray(q01, dtype=np.float64)
         self.q99 = np.asarray(q99, dtype=np.float64)
         if self.q01.shape != self.q99.shape or self.q01.ndim != 1:
-            raise ValueError(
+            raise StatisticsError(
                 f'q01 and q99 must be vectors of one length, got {self.q01.shape} and '
                 f'{self.q99.shape}')
         self.mask = (np.ones_like(self.q01, dtype=bool) if mask is None
                      else np.asarray(mask, dtype=bool))
         if self.mask.shape != self.q01.shape:
-            raise ValueError(
+            raise StatisticsError(
                 f'mask has shape {self.mask.shape} but the statistics have {self.q01.shape}')
         bins = np.linspace(-1.0, 1.0, self.n_action_bins)
         self.bin_centers = (bins[:-1] + bins[1:]) / 2.0
@@ -268,35 +301,43 @@ class ActionDecoder:
         """
         cfg, source = _load_config(config, statistics_file)
         norm_stats = cfg.get('norm_stats') or {}
-        keys = sorted(norm_stats)
+        if not isinstance(norm_stats, Mapping):
+            raise StatisticsError(f'norm_stats must be an object mapping dataset keys to '
+                                  f'statistics, got {_short(norm_stats)} (from {source})')
+        keys = sorted(str(k) for k in norm_stats)
         if not keys:
-            raise ValueError(
+            raise StatisticsError(
                 'the checkpoint has no norm_stats (nor a dataset_statistics.json): it cannot '
                 'unnormalize actions; pass a statistics_file')
         if unnorm_key is None or unnorm_key == '':
             if len(keys) == 1:
                 unnorm_key = keys[0]
             else:
-                raise ValueError(
+                raise StatisticsError(
                     f'unnorm_key is required: this checkpoint was trained on {len(keys)} '
                     f'datasets. Choose the one matching your robot, one of: {", ".join(keys)} '
                     f'(statistics from {source})')
         if unnorm_key not in norm_stats:
-            raise ValueError(
+            raise StatisticsError(
                 f'unknown unnorm_key {unnorm_key!r}; valid keys for this checkpoint: '
                 f'{", ".join(keys)} (statistics from {source})')
         entry = norm_stats[unnorm_key]
         stats = entry.get('action') if isinstance(entry, Mapping) else None
         if not isinstance(stats, Mapping) or 'q01' not in stats or 'q99' not in stats:
-            raise ValueError(
+            raise StatisticsError(
                 f'norm_stats[{unnorm_key!r}] has no action q01/q99 statistics (statistics '
                 f'from {source})')
         text_config = cfg.get('text_config') or {}
+        if not isinstance(text_config, Mapping):
+            raise StatisticsError(f'config text_config must be an object, got '
+                                  f'{_short(text_config)}')
         # The reference subtracts the padding added to the embedding: 32064 - 64 = 32000.
-        padded = int(text_config.get('vocab_size', 32064))
-        pad = int(cfg.get('pad_to_multiple_of', 64))
-        return cls(vocab_size=padded - pad,
-                   n_action_bins=int(cfg.get('n_action_bins', 256)),
+        padded = _config_int(text_config, 'vocab_size', 32064, 3, _MAX_VOCAB)
+        pad = _config_int(cfg, 'pad_to_multiple_of', 64, 0, _MAX_VOCAB)
+        bins = _config_int(cfg, 'n_action_bins', 256, 2, _MAX_BINS)
+        # A config dict (no file) has not been through the file check: check it the same way.
+        _check_statistics({unnorm_key: entry}, f'norm_stats[{unnorm_key!r}] ({source})')
+        return cls(vocab_size=padded - pad, n_action_bins=bins,
                    q01=stats['q01'], q99=stats['q99'], mask=stats.get('mask'),
                    unnorm_key=unnorm_key, statistics_source=source)
 
@@ -304,7 +345,7 @@ class ActionDecoder:
         """Return the normalized action in [-1, 1] for the generated token ids."""
         ids = np.asarray(list(token_ids), dtype=np.int64)
         if ids.shape != (self.action_dim,):
-            raise ValueError(
+            raise StatisticsError(
                 f'expected {self.action_dim} action token ids, got {ids.shape[0]}')
         index = np.clip(self.vocab_size - ids - 1, a_min=0,
                         a_max=self.bin_centers.shape[0] - 1)

@@ -33,6 +33,18 @@ from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 DEFAULT_API_KEY_ENV = 'OPENVLA_ROS_API_KEY'
 #: How a remote engine's images travel: lossless and exact, or small and approximate.
 IMAGE_FORMATS = ('png', 'jpeg')
+#: The one range of ``jpeg_quality``: Pillow documents values above 95 as useless (larger
+#: files, no better image), so they are refused rather than silently wasted.
+JPEG_QUALITY_RANGE = (1, 95)
+
+
+def check_jpeg_quality(value: object) -> int:
+    """Return ``value`` as a JPEG quality, or raise ValueError naming the one valid range."""
+    low, high = JPEG_QUALITY_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f'engine jpeg_quality must be an integer in {low}..{high}, '
+                         f'got {value!r}')
+    return value
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -74,7 +86,15 @@ class EngineConfig:
     image_format: str = _option(
         'png', 'how images travel to a remote engine: png (lossless, bit-identical actions) or '
         'jpeg (a tenth of the bytes, not bit-exact)', choices=IMAGE_FORMATS)
-    jpeg_quality: int = _option(90, 'JPEG quality for image_format jpeg (1-100)')
+    jpeg_quality: int = _option(
+        90, f'JPEG quality for image_format jpeg ({JPEG_QUALITY_RANGE[0]}-'
+            f'{JPEG_QUALITY_RANGE[1]})', range=JPEG_QUALITY_RANGE)
+    ca_file: str = _option(
+        '', "PEM file of the CA that signed a remote engine's https certificate (a private "
+            "CA); '' = the system's trusted CAs")
+    allow_insecure_http: bool = _option(
+        False, 'INSECURE: allow sending the API key over plain http to a remote engine that is '
+               'not on this machine (anyone on the network path can read it); use https instead')
 
     def __post_init__(self) -> None:
         """Refuse values vLLM would reject late, naming the option."""
@@ -92,8 +112,14 @@ class EngineConfig:
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
                              f'got {self.image_format!r}')
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f'engine jpeg_quality must be in 1..100, got {self.jpeg_quality}')
+        check_jpeg_quality(self.jpeg_quality)
+        if self.ca_file.strip():
+            if not self.url.strip().startswith('https://'):
+                raise ValueError('engine ca_file is only used with an https:// engine url, '
+                                 f'got url {self.url.strip()!r}: use https or clear ca_file')
+            if not os.path.isfile(os.path.expanduser(self.ca_file.strip())):
+                raise ValueError(f'engine ca_file {self.ca_file.strip()!r} is not a file: give '
+                                 'the PEM file of the CA that signed the server certificate')
 
     @classmethod
     def options(cls) -> tuple:

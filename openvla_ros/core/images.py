@@ -22,17 +22,20 @@ import struct
 import threading
 import types
 from typing import Any
+import warnings
 
 import numpy as np
 from PIL import Image as PILImage
 
 __all__ = [
     'SUPPORTED_ENCODINGS',
+    'DEFAULT_MAX_PIXELS',
     'ImageError',
     'compressed_to_rgb',
     'cv_bridge_available',
     'encode_compressed',
     'image_to_rgb',
+    'load_image_file',
     'msg_to_rgb',
     'rgb_to_image_fields',
     'rgb_to_pil',
@@ -40,6 +43,11 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
+
+#: Default pixel limit of every image read (the node's ``max_image_pixels``, the tools'
+#: ``--max-image-pixels``): 16.8 Mpx holds any camera this model is used with (it sees 224 x
+#: 224), and refuses a header declaring 10000 x 10000 before a byte of it is decoded.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 # Canonical encoding -> (channels, bytes per channel, channel order of the first three).
 _LAYOUTS: dict[str, tuple[int, int, str]] = {
@@ -306,6 +314,52 @@ def _decode_compressed(msg: Any, max_pixels: int | None) -> PILImage.Image:
         raise ImageError(
             f'{described} is not a valid JPEG/PNG ({type(exc).__name__}: {exc}): check the '
             "publisher's compression, image_transport 'compressed' sends jpeg or png") from exc
+
+
+def load_image_file(path: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                    label: str | None = None) -> PILImage.Image:
+    """Return the image file at ``path`` as an RGB Pillow image, or raise ``ImageError``.
+
+    The size in the file's header is checked against ``max_pixels`` before any pixel is
+    decoded (Pillow's own decompression-bomb limit, ~89 Mpx with a warning, is far above what
+    a robot camera sends); 16-bit gray files map to 8 bits as mono16 frames do. ``label``
+    names the file in messages (default: its path).
+    """
+    shown = repr(label or str(path))
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from ~89 Mpx; the limit below refuses such files with a message.
+            warnings.simplefilter('ignore', PILImage.DecompressionBombWarning)
+            opened = PILImage.open(path)
+        with opened as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageError(
+                    f'image file {shown} is {width} x {height} = {width * height} pixels, '
+                    f'above the limit of {max_pixels}: resize it, or raise the limit with '
+                    '--max-image-pixels')
+            img.load()
+            if img.mode == 'RGB':
+                return img.copy()
+            if img.mode in _WIDE_GRAY_MODES:
+                return PILImage.fromarray(_pil_to_rgb(img))
+            return img.convert('RGB')
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f'image file {shown} does not exist') from None
+    except IsADirectoryError:
+        raise ImageError(f'image file {shown} is a folder: give an image file') from None
+    except PILImage.DecompressionBombError as exc:
+        raise ImageError(
+            f'image file {shown} is a decompression bomb ({exc}): its header claims an absurd '
+            'size; check where it came from') from None
+    except PILImage.UnidentifiedImageError:
+        raise ImageError(f'cannot read image {shown} (not an image format Pillow knows): '
+                         'give a PNG or JPEG file') from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f'cannot read image {shown} ({type(exc).__name__}: {exc}): give a '
+                         'valid PNG or JPEG file') from None
 
 
 def _pil_to_rgb(img: PILImage.Image) -> np.ndarray:

@@ -52,7 +52,9 @@ def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | No
         return RemotePolicy(model, unnorm_key, url=engine.url.strip(),
                             api_key_env=engine.api_key_env, image_format=engine.image_format,
                             jpeg_quality=engine.jpeg_quality, timeout_s=timeout_s,
-                            preparation=preparation, statistics_file=statistics_file)
+                            preparation=preparation, statistics_file=statistics_file,
+                            ca_file=engine.ca_file.strip() or None,
+                            allow_insecure_http=engine.allow_insecure_http)
     from openvla_ros.core.engine import VllmPolicy
     return VllmPolicy(model, unnorm_key, engine=engine, preparation=preparation,
                       statistics_file=statistics_file)

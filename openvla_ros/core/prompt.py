@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openvla_ros.core.security import find_control
+
 #: SentencePiece "▁" (a lone space): the reference appends it so the prompt ends like training's
 #: ``Out: `` with its trailing space.
 SPACE_TOKEN_ID = 29871
@@ -13,14 +15,26 @@ SPACE_TOKEN_ID = 29871
 IMAGE_TOKENS = 256
 #: Tokens the model generates per action.
 GENERATED_TOKENS = 7
+#: Longest instruction accepted, in characters, checked before tokenizing (a 1 MiB string took
+#: 3 s and 455 MB to tokenize before the token budget refused it). OpenVLA was trained on
+#: one-sentence tasks; with the default 512-token context the token budget (249) is reached
+#: near 1000 characters anyway.
+MAX_INSTRUCTION_CHARS = 2000
 
 
 class InstructionError(ValueError):
-    """An instruction the model cannot be prompted with (empty, or too long for the context)."""
+    """An instruction the model cannot be prompted with (empty, too long, control characters)."""
 
 
 def clean_instruction(instruction: Any) -> str:
-    """Return the instruction stripped of surrounding white space; reject an empty one."""
+    """Return the instruction stripped of surrounding white space, or raise InstructionError.
+
+    Refused: an empty one, one over :data:`MAX_INSTRUCTION_CHARS` (before any tokenizing),
+    and one holding a control or invisible formatting character inside (a line break, a tab,
+    ESC, a bidi override...). Refused rather than stripped: the prompt is
+    ``...to {instruction}?`` + newline + ``Out:``, so a line break could forge the prompt's own
+    layout, and silently editing a task would run a task nobody sent.
+    """
     if not isinstance(instruction, str):
         raise InstructionError(
             f'the instruction must be text, got {type(instruction).__name__}')
@@ -29,6 +43,16 @@ def clean_instruction(instruction: Any) -> str:
         raise InstructionError(
             'the instruction is empty: publish a task such as "put the spoon on the towel" '
             'on the instruction topic (or set the instruction parameter)')
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise InstructionError(
+            f'the instruction is too long: {len(text)} characters, the limit is '
+            f'{MAX_INSTRUCTION_CHARS}; send one short task sentence')
+    control = find_control(text)
+    if control is not None:
+        position, character = control
+        raise InstructionError(
+            f'the instruction contains a control character (U+{ord(character):04X} at '
+            f'position {position}): send the task as one line of plain text')
     return text
 
 

@@ -36,11 +36,13 @@ import uuid
 from PIL import Image as PILImage
 
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
-from openvla_ros.core.engine import (DEFAULT_API_KEY_ENV, IMAGE_FORMATS, Prediction,
-                                     resolve_model)
+from openvla_ros.core.engine import (check_jpeg_quality, DEFAULT_API_KEY_ENV, IMAGE_FORMATS,
+                                     Prediction, resolve_model)
 from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
 from openvla_ros.core.prompt import (build_prompt, GENERATED_TOKENS, IMAGE_TOKENS,
                                      prompt_token_ids, SPACE_TOKEN_ID)
+from openvla_ros.core.security import (ApiKeyError, InsecureTransportError, printable,
+                                       read_api_key, redact, require_secure_transport)
 
 __all__ = [
     'CONFIG_ALIAS_PREFIX',
@@ -74,6 +76,9 @@ TOKENIZER_PROBES = (
 )
 # Bytes of a reply kept in an error message: enough to read the server's reason.
 _ERROR_BODY_CHARS = 300
+#: Largest reply read from a server: a chat completion with its prompt ids is a few KB, a
+#: model list or an error page less; anything near this is not an OpenVLA server.
+MAX_REPLY_BYTES = 1 << 20
 
 
 class RemoteError(Exception):
@@ -273,7 +278,8 @@ def check_reply(reply: Any, expected_prompt_ids: Sequence[int], *, image_token_i
     if outside:
         raise RemoteMismatchError(
             f'{url} generated token ids outside the action range '
-            f'{min(allowed)}..{max(allowed)}: {outside[:3]} (it ignored allowed_token_ids); '
+            f'{min(allowed)}..{max(allowed)}: {printable(repr(outside[:3]), 120)} (it ignored '
+            'allowed_token_ids); '
             'use a vLLM server started with `openvla-ros serve`')
     return [int(t) for t in completion]
 
@@ -294,24 +300,88 @@ def _server_seconds(metrics: Any) -> dict[str, float]:
     """
     if not isinstance(metrics, Mapping):
         return {}
+
+    def finite(value: Any) -> bool:
+        # JSON integers are unbounded: 10**400 would overflow math.isfinite.
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and -1e12 < value < 1e12)
     parts = {name: metrics.get(name) for name in
              ('queue_time_ms', 'time_to_first_token_ms', 'generation_time_ms')}
     found: dict[str, float] = {}
-    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in parts.values()):
+    if all(finite(v) for v in parts.values()):
         found['server_s'] = sum(parts.values()) / 1000.0
     ttft = metrics.get('time_to_first_token_ms')
-    if isinstance(ttft, (int, float)) and math.isfinite(ttft):
+    if finite(ttft):
         found['ttft_s'] = ttft / 1000.0
     itl = metrics.get('mean_itl_ms')
-    if isinstance(itl, (int, float)) and math.isfinite(itl):
+    if finite(itl):
         found['tpot_s'] = itl / 1000.0
     return found
 
 
-class _Http:
-    """One keep-alive HTTP(S) connection with a deadline per request (thread-safe)."""
+class _Watchdog:
+    """One thread that runs a callback when the armed deadline passes (one deadline at a time).
 
-    def __init__(self, url: str, api_key_env: str, ca_file: str | None = None):
+    Long-lived, so arming it costs a notify (under a microsecond) instead of a new thread per
+    request (~0.3-0.9 ms measured for ``threading.Timer`` on a loaded 2-core machine).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._task: tuple[float, Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def arm(self, deadline: float, callback: Any) -> None:
+        """Run ``callback`` at ``deadline`` (``time.monotonic``) unless disarmed before."""
+        with self._cond:
+            self._task = (deadline, callback)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name='openvla-ros-deadline',
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        """Cancel the armed callback (returns after it ran, if it was running)."""
+        with self._cond:
+            self._task = None
+
+    def stop(self) -> None:
+        """End the thread."""
+        with self._cond:
+            self._stopped = True
+            self._task = None
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._task is None:
+                    self._cond.wait()
+                    continue
+                deadline, callback = self._task
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._task = None
+                callback()
+
+
+class _Http:
+    """One keep-alive HTTP(S) connection with one deadline per whole request (thread-safe).
+
+    The deadline covers connecting, sending, the status line, the headers and the body: a
+    watchdog shuts the socket down when it passes, because a socket timeout alone is re-armed
+    by every byte and a server trickling its reply would hold the caller for ever. Replies are
+    capped at :data:`MAX_REPLY_BYTES` (``Content-Length`` is checked before any body byte is
+    read). The API key is validated when the client is built and before every request, and
+    no exception leaving this class carries a header value.
+    """
+
+    def __init__(self, url: str, api_key_env: str, ca_file: str | None = None,
+                 allow_insecure_http: bool = False):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise ValueError(f'url {url!r} must look like http://HOST:PORT or https://HOST:PORT')
@@ -326,11 +396,35 @@ class _Http:
         #: The url as shown in messages and reports.
         self.url = f'{self.scheme}://{host}:{self.port}{self.prefix}'
         self.api_key_env = api_key_env
+        self.allow_insecure_http = bool(allow_insecure_http)
+        # Validated now, so a bad key fails configure with a message naming the variable.
+        self._key()
         self._ssl = None
+        if ca_file and self.scheme != 'https':
+            raise ValueError(f'ca_file is only used with an https:// url, got {self.url}')
         if self.scheme == 'https':
-            self._ssl = ssl.create_default_context(cafile=ca_file)
+            try:
+                self._ssl = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(
+                    f'cannot read the CA file {ca_file!r} ({type(error).__name__}: '
+                    f'{printable(error)}): give the PEM file of the CA that signed the '
+                    'server certificate') from None
         self._lock = threading.Lock()
         self._connection: http.client.HTTPConnection | None = None
+        self._watchdog = _Watchdog()
+
+    def _key(self) -> str | None:
+        """Return the validated API key (or None), refusing clear text over the network."""
+        try:
+            key = read_api_key(self.api_key_env)
+            require_secure_transport(self.scheme, self.host, key is not None,
+                                     self.allow_insecure_http, self.api_key_env)
+        except ApiKeyError as error:
+            raise RemoteAuthError(str(error)) from None
+        except InsecureTransportError as error:
+            raise RemoteAuthError(str(error)) from None
+        return key
 
     def _headers(self, body: bytes | None, request_id: str | None) -> dict[str, str]:
         headers = {'Accept': 'application/json', 'User-Agent': 'openvla-ros'}
@@ -339,7 +433,7 @@ class _Http:
         if request_id:
             headers['X-Request-Id'] = request_id
         # Read on every request: a key rotated in the environment is picked up; never stored.
-        key = os.environ.get(self.api_key_env)
+        key = self._key()
         if key:
             headers['Authorization'] = f'Bearer {key}'
         return headers
@@ -356,6 +450,11 @@ class _Http:
         if connection is not None:
             connection.close()
 
+    def stop(self) -> None:
+        """Close the connection and end the deadline thread (the client is done)."""
+        self.close()
+        self._watchdog.stop()
+
     def request(self, method: str, path: str, payload: Any = None, *, timeout_s: float,
                 request_id: str | None = None) -> tuple[int, bytes, int]:
         """Return ``(status, body, bytes sent)``; raise EngineUnavailableError when unreachable.
@@ -368,35 +467,70 @@ class _Http:
         with self._lock:
             for attempt in (0, 1):
                 reused = self._connection is not None
+                expired = threading.Event()
+                self._watchdog.arm(deadline, lambda: self._expire(expired))
                 try:
                     return self._exchange(method, path, body, deadline, request_id)
-                except (http.client.RemoteDisconnected, ConnectionResetError,
-                        BrokenPipeError) as error:
+                except RemoteError:
                     self.close()
-                    # A keep-alive connection the server closed while idle fails on first use:
-                    # one new connection, once; a fresh connection failing is a real failure.
-                    if reused and attempt == 0 and time.monotonic() < deadline:
+                    raise
+                except Exception as error:  # noqa: BLE001 - every failure is mapped below
+                    self.close()
+                    if expired.is_set() or isinstance(error, (socket.timeout, TimeoutError)):
+                        raise self._unavailable(
+                            f'no complete reply within the deadline of {timeout_s:g} s',
+                            timeout=True) from None
+                    retry = (reused and attempt == 0 and time.monotonic() < deadline
+                             and isinstance(error, (http.client.RemoteDisconnected,
+                                                    ConnectionResetError, BrokenPipeError)))
+                    if retry:
+                        # A keep-alive connection the server closed while idle fails on first
+                        # use: one new connection, once; a fresh one failing is a real failure.
                         continue
-                    raise self._unavailable(f'the connection was closed ({error})') from None
-                except ssl.SSLCertVerificationError as error:
-                    self.close()
-                    raise RemoteAuthError(
-                        f'the TLS certificate of {self.url} is not trusted ({error.reason}): '
-                        'pass the CA file that signed it (ca_file) or fix the url') from None
-                except (socket.timeout, TimeoutError):
-                    self.close()
-                    raise self._unavailable(
-                        f'no reply within the deadline of {timeout_s:g} s', timeout=True) from None
-                except ConnectionRefusedError:
-                    self.close()
-                    raise self._unavailable('connection refused') from None
-                except socket.gaierror as error:
-                    self.close()
-                    raise self._unavailable(f'cannot resolve {self.host!r} ({error})') from None
-                except (OSError, http.client.HTTPException) as error:
-                    self.close()
-                    raise self._unavailable(f'{type(error).__name__}: {error}') from None
+                    raise self._failure(error) from None
+                finally:
+                    self._watchdog.disarm()
             raise AssertionError('unreachable')
+
+    def _expire(self, expired: threading.Event) -> None:
+        """Cut the connection of a request whose deadline passed (runs on the watchdog)."""
+        expired.set()
+        connection = self._connection
+        sock = getattr(connection, 'sock', None)
+        if sock is not None:
+            try:
+                # The plain socket's shutdown, also for TLS: the reader blocked in recv wakes
+                # with EOF, without touching the TLS object it is using.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _failure(self, error: BaseException) -> RemoteError:
+        """Return the client's exception for a transport failure, without any header value."""
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return RemoteAuthError(
+                f'the TLS certificate of {self.url} is not trusted '
+                f'({printable(error.verify_message or error.reason)}): pass the PEM file of '
+                'the CA that signed it (engine.ca_file / --ca-file) or fix the url')
+        if isinstance(error, (http.client.RemoteDisconnected, ConnectionResetError,
+                              BrokenPipeError)):
+            return self._unavailable(f'the connection was closed ({type(error).__name__})')
+        if isinstance(error, ConnectionRefusedError):
+            return self._unavailable('connection refused')
+        if isinstance(error, socket.gaierror):
+            return self._unavailable(f'cannot resolve {self.host!r} ({printable(error)})')
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            text = redact(printable(error, _ERROR_BODY_CHARS), [self._raw_key()])
+            return self._unavailable(f'{type(error).__name__}: {text}')
+        # Anything else (a ValueError from http.client about a header, say) may quote a header
+        # value, the key included: name its type only.
+        return RemoteRequestError(
+            f'the request to {self.url} failed before it was sent ({type(error).__name__}; '
+            'details withheld as they may quote a header): check the API key variable '
+            f'{self.api_key_env} and the url')
+
+    def _raw_key(self) -> str | None:
+        return os.environ.get(self.api_key_env)
 
     def _exchange(self, method: str, path: str, body: bytes | None, deadline: float,
                   request_id: str | None) -> tuple[int, bytes, int]:
@@ -405,27 +539,46 @@ class _Http:
             if left <= 0:
                 raise socket.timeout('deadline passed')
             return left
+        headers = self._headers(body, request_id)
         if self._connection is None:
             self._connection = self._connect(remaining())
         connection = self._connection
         connection.timeout = remaining()
         if connection.sock is not None:
             connection.sock.settimeout(remaining())
-        headers = self._headers(body, request_id)
         connection.request(method, self.prefix + path, body=body, headers=headers)
         sent = len(body or b'') + sum(len(k) + len(v) + 4 for k, v in headers.items())
         connection.sock.settimeout(remaining())
         response = connection.getresponse()
+        announced = response.getheader('Content-Length')
+        if announced is not None:
+            try:
+                size = int(announced)
+            except ValueError:
+                size = -1
+            if size < 0 or size > MAX_REPLY_BYTES:
+                raise RemoteMismatchError(
+                    f'{self.url}{path} announced a reply of {printable(announced, 40)} bytes, '
+                    f'over the limit of {MAX_REPLY_BYTES} (real replies are a few KB): the url '
+                    'is not an OpenVLA server started with `openvla-ros serve`')
         chunks = []
+        received = 0
         while True:
-            # The socket timeout bounds each read; re-arming it with what is left of the
-            # deadline bounds the whole reply, so a server trickling bytes cannot hold us.
             if connection.sock is not None:
                 connection.sock.settimeout(remaining())
-            chunk = response.read(1 << 16)
+            chunk = response.read1(1 << 16)
             if not chunk:
                 break
+            received += len(chunk)
+            if received > MAX_REPLY_BYTES:
+                raise RemoteMismatchError(
+                    f'{self.url}{path} sent a reply over the limit of {MAX_REPLY_BYTES} bytes '
+                    '(real replies are a few KB): the url is not an OpenVLA server started '
+                    'with `openvla-ros serve`')
             chunks.append(chunk)
+        # read1 stops at the announced length without marking the reply done (read() would):
+        # close it so the keep-alive connection takes the next request.
+        response.close()
         remaining()
         if response.will_close:
             self.close()
@@ -458,7 +611,7 @@ class RemotePolicy:
                  jpeg_quality: int = 90, timeout_s: float = 30.0,
                  preparation: ImagePreparation | None = None,
                  statistics_file: str | os.PathLike | None = None,
-                 ca_file: str | None = None):
+                 ca_file: str | None = None, allow_insecure_http: bool = False):
         """Read the checkpoint's small files here and check the server at ``url``.
 
         ``model`` is a directory holding config.json and the tokenizer files (no weights), or a
@@ -466,14 +619,14 @@ class RemotePolicy:
         key (sent as a bearer token, never logged). ``image_format`` ``png`` is lossless and
         bit-exact with the in-process engine; ``jpeg`` (at ``jpeg_quality``) is for thin links
         and is not bit-exact. ``timeout_s`` is the deadline of every request. ``ca_file``
-        trusts a private CA for https.
+        trusts a private CA for https. A key is never sent over plain http to another machine
+        unless ``allow_insecure_http`` (the user's explicit opt-in).
         """
         started = time.perf_counter()
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f'unknown image_format {image_format!r}: use one of '
                              f'{", ".join(IMAGE_FORMATS)}')
-        if not 1 <= int(jpeg_quality) <= 95:
-            raise ValueError(f'jpeg_quality must be in 1..95, got {jpeg_quality!r}')
+        check_jpeg_quality(jpeg_quality)
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s)
                 and timeout_s > 0):
             raise ValueError(f'timeout_s must be a positive number of seconds, got {timeout_s!r}')
@@ -497,7 +650,7 @@ class RemotePolicy:
             config = json.load(stream)
         self.image_token_id = int(config.get('image_token_index', 32000))
         self.fingerprint = config_fingerprint(self.config_path)
-        self._http = _Http(url, self.api_key_env, ca_file)
+        self._http = _Http(url, self.api_key_env, ca_file, allow_insecure_http)
         self.url = self._http.url
         self._closed = False
         self._stats_lock = threading.Lock()
@@ -513,7 +666,7 @@ class RemotePolicy:
         try:
             self._check_server()
         except BaseException:
-            self._http.close()  # a refused configuration leaves no connection open
+            self._http.stop()  # a refused configuration leaves no connection or thread
             raise
         self.startup_s = time.perf_counter() - started
 
@@ -544,6 +697,11 @@ class RemotePolicy:
                 '--verbose) if this persists')
         try:
             reply = json.loads(body) if body else None
+        except RecursionError:
+            # Python's parser recurses per nesting level; no real reply nests beyond a few.
+            raise RemoteMismatchError(
+                f'{self.url}{path} answered JSON nested too deeply to be a vLLM reply: the url '
+                'is not an OpenVLA server started with `openvla-ros serve`') from None
         except ValueError:
             reply = None
             if status < 300:
@@ -585,7 +743,8 @@ class RemotePolicy:
             chosen = names[0] if names else alias
         elif any(i.startswith(CONFIG_ALIAS_PREFIX) for i in ids):
             raise RemoteMismatchError(
-                f'{self.url} serves {names[0]!r} ({roots.get(names[0], "")}), whose config.json '
+                f'{self.url} serves {names[0]!r} ({printable(roots.get(names[0], ""), 200)}), '
+                'whose config.json '
                 f'differs from the robot\'s {self.config_path}: serve this checkpoint, or copy '
                 'config.json, tokenizer files and dataset_statistics.json from the served '
                 'checkpoint to the robot')
@@ -602,7 +761,7 @@ class RemotePolicy:
                     'server serves')
             self.identity = 'model name'
         self.served_model = chosen
-        self.server_root = roots.get(chosen, '')
+        self.server_root = printable(roots.get(chosen, ''), _ERROR_BODY_CHARS)
         entry = next(e for e in entries if isinstance(e, Mapping) and str(e.get('id')) == chosen)
         length = entry.get('max_model_len')
         if isinstance(length, int) and length > 0:
@@ -617,7 +776,7 @@ class RemotePolicy:
                 return None
             raise
         tokens = reply.get('tokens') if isinstance(reply, Mapping) else None
-        if not isinstance(tokens, list):
+        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
             raise RemoteMismatchError(f'{self.url}/tokenize answered without tokens: not a vLLM '
                                       'server started with `openvla-ros serve`')
         return [int(t) for t in tokens]
@@ -736,7 +895,7 @@ class RemotePolicy:
     def close(self, fast: bool = False) -> None:
         """Close the connection (``fast`` is accepted for the interface; closing is immediate)."""
         self._closed = True
-        self._http.close()
+        self._http.stop()
 
     def engine_report(self) -> dict[str, Any]:
         """Return what the remote engine runs with, JSON-ready (never the API key)."""
@@ -784,8 +943,8 @@ def _same_name(model: str, served: str, root: str) -> bool:
 
 
 def _excerpt(body: bytes) -> str:
-    text = body.decode('utf-8', errors='replace').strip().replace('\n', ' ')
-    return text[:_ERROR_BODY_CHARS] or 'empty body'
+    text = body[:4 * _ERROR_BODY_CHARS].decode('utf-8', errors='replace').strip()
+    return printable(' '.join(text.split()), _ERROR_BODY_CHARS) or 'empty body'
 
 
 def _client_error(status: int, reply: Any, body: bytes, url: str, path: str) -> RemoteError:
@@ -800,7 +959,7 @@ def _client_error(status: int, reply: Any, body: bytes, url: str, path: str) -> 
         detail = reply.get('detail')
         if not message and detail:
             message = str(detail)
-    message = (message or _excerpt(body))[:_ERROR_BODY_CHARS]
+    message = printable(message, _ERROR_BODY_CHARS) if message else _excerpt(body)
     if status == 404:
         if 'does not exist' in message:
             error = RemoteMismatchError(

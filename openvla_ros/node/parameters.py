@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.inference_loop import LoopSettings
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
 from openvla_ros.core.preprocessing import PREPROCESSING_MODES
@@ -55,7 +56,8 @@ def _not_blank(name: str, what: str) -> Callable[[Any], str]:
 def _engine_params() -> list[Param]:
     """Return ``engine.<option>`` for every :class:`EngineConfig` option (read-only)."""
     return [Param(f'engine.{option.name}', option.default, option.metadata['help'],
-                  read_only=True, choices=tuple(option.metadata.get('choices') or ()))
+                  read_only=True, choices=tuple(option.metadata.get('choices') or ()),
+                  range=option.metadata.get('range'))
             for option in EngineConfig.options()]
 
 
@@ -129,7 +131,7 @@ TABLE: tuple[Param, ...] = (
           'publish one zero twist when no fresh action was published for this long (s)',
           range=(0.05, 3600.0), yaml=1.0,
           yaml_reason='5 missed steps at the Bridge rate; the default suits CPU engines'),
-    Param('max_image_pixels', 4096 * 4096,
+    Param('max_image_pixels', DEFAULT_MAX_PIXELS,
           'refuse images with more pixels than this (protects memory from absurd headers)',
           range=(1, 1 << 30)),
     Param('inference_timeout', 30.0,

@@ -34,7 +34,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from openvla_ros.core.decoding import ACTION_DIM, ACTION_NAMES
-from openvla_ros.core.images import ImageError, encode_compressed, msg_to_rgb, rgb_to_image_fields
+from openvla_ros.core.images import (DEFAULT_MAX_PIXELS, encode_compressed, ImageError,
+                                     load_image_file, msg_to_rgb, rgb_to_image_fields)
+from openvla_ros.core.prompt import clean_instruction, InstructionError
 from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, stamp_to_ns
 from openvla_ros.tools.metrics import default_tolerance, match_ground_truth
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, synthetic_actions, table_scene
@@ -137,19 +139,32 @@ def _check_action(index: int, action: Any) -> list[float]:
     if not isinstance(action, (list, tuple)) or len(action) != ACTION_DIM:
         raise StepsError(
             f'step {index}: "action" must be a list of {ACTION_DIM} numbers '
-            f'({", ".join(ACTION_NAMES)}), got {action!r}')
+            f'({", ".join(ACTION_NAMES)}), got {_short(action)}')
     values = []
     for value in action:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise StepsError(
-                f'step {index}: "action" must hold numbers only, got {value!r}: write '
+                f'step {index}: "action" must hold numbers only, got {_short(value)}: write '
                 f'{ACTION_DIM} plain numbers')
-        if not math.isfinite(value):
+        if not _finite(value):
             raise StepsError(
-                f'step {index}: "action" holds a non-finite value ({value!r}): replace NaN or '
-                'infinity with the real action')
+                f'step {index}: "action" holds a non-finite value ({_short(value)}): replace '
+                'NaN, infinity or absurd magnitudes with the real action')
         values.append(float(value))
     return values
+
+
+def _finite(value: int | float) -> bool:
+    """Return whether a JSON number is a finite float (JSON integers are unbounded)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:120] + '...'
 
 
 def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
@@ -202,6 +217,10 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
             raise StepsError(
                 f'step {index} has no "instruction": give the task text, e.g. '
                 f'"{DEFAULT_INSTRUCTION}"')
+        try:
+            clean_instruction(instruction)
+        except InstructionError as exc:
+            raise StepsError(f'step {index}: {exc}') from None
         action = _check_action(index, step.get('action'))
         stamp = step.get('stamp')
         if (stamp is not None) != has_stamps:
@@ -212,10 +231,10 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
             stamp_ns = t0_ns + int(round(index * period_ns))
         else:
             if (isinstance(stamp, bool) or not isinstance(stamp, (int, float))
-                    or not math.isfinite(stamp) or not 0 <= stamp <= _MAX_STAMP_S):
+                    or not _finite(stamp) or not 0 <= stamp <= _MAX_STAMP_S):
                 raise StepsError(
                     f'step {index}: "stamp" must be seconds between 0 and {_MAX_STAMP_S}, '
-                    f'got {stamp!r}')
+                    f'got {_short(stamp)}')
             stamp_ns = _stamp_ns(float(stamp))
         if result and stamp_ns <= result[-1].stamp_ns:
             raise StepsError(
@@ -226,15 +245,88 @@ def load_steps(steps_json: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
     return result
 
 
-def _load_rgb(step: Step) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def _load_rgb(step: Step, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     try:
-        with Image.open(step.image) as img:
-            return np.array(img.convert('RGB'), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise StepsError(
-            f'step {step.index}: cannot read image {step.image.name!r} ({exc}): give a valid '
-            'PNG or JPEG file') from exc
+        return np.array(load_image_file(step.image, max_pixels, label=step.image.name),
+                        dtype=np.uint8)
+    except (ImageError, OSError) as exc:
+        raise StepsError(f'step {step.index}: {exc}') from None
+
+
+class _Damaged:
+    """Turn the errors of a damaged bag file into :class:`BagError` naming it and the fix.
+
+    rosbags reports a corrupt sqlite3 page as ``apsw.CorruptError`` (and other ``apsw``
+    errors), a bad mcap chunk checksum or record as ``ReaderError``, a truncated file as
+    ``struct.error`` / ``EOFError``: none of them says which file, nor what to do.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> '_Damaged':
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, _tb: Any) -> bool:
+        if error is None or isinstance(error, BagError) or not _is_damage(error):
+            return False
+        files = [self.path] if self.path.is_file() else sorted(
+            p for p in self.path.glob('*') if p.suffix in ('.db3', '.mcap'))
+        shown = ', '.join(str(f) for f in files) or str(self.path)
+        raise BagError(
+            f'bag file {shown} is damaged ({type(error).__name__}: {error}): copy it again '
+            'from its source or re-record it; to salvage what is left, run `sqlite3 FILE '
+            '".recover"` on a .db3 or `mcap recover FILE` on a .mcap, then `ros2 bag reindex`'
+        ) from None
+
+
+def _is_damage(error: BaseException) -> bool:
+    import struct
+    from rosbags.rosbag2.errors import ReaderError
+    damage: tuple = (ReaderError, struct.error, EOFError, UnicodeDecodeError)
+    try:
+        import apsw
+        damage += (apsw.Error,)
+    except ImportError:   # rosbags reads sqlite3 through apsw; without it nothing to map
+        pass
+    missing = (FileNotFoundError, PermissionError)
+    if isinstance(error, OSError) and not isinstance(error, missing):
+        return True   # an I/O error reading the file (EIO on a failing disk, say)
+    return isinstance(error, damage)
+
+
+def _seal_mcap_chunks(path: Path) -> int:
+    """Write the CRC-32 of every uncompressed chunk into an mcap file; return how many.
+
+    rosbags writes chunks with a zero CRC ("not computed"), so a damaged chunk would be read
+    without complaint; with the CRC in place its reader checks every chunk it decompresses.
+    ``ros2 bag record`` writes these CRCs itself.
+    """
+    import binascii
+    import struct
+    sealed = 0
+    with open(path, 'r+b') as stream:
+        data = stream.read()
+        position = 8   # after the magic
+        while position + 9 <= len(data):
+            opcode = data[position]
+            (length,) = struct.unpack_from('<Q', data, position + 1)
+            content = position + 9
+            if opcode == 0x06:   # Chunk: start u64, end u64, size u64, crc u32, compression...
+                (crc,) = struct.unpack_from('<I', data, content + 24)
+                (name_length,) = struct.unpack_from('<I', data, content + 28)
+                compression = data[content + 32:content + 32 + name_length]
+                records = content + 32 + name_length
+                (records_length,) = struct.unpack_from('<Q', data, records)
+                if crc == 0 and compression == b'':
+                    value = binascii.crc32(data[records + 8:records + 8 + records_length])
+                    stream.seek(content + 24)
+                    stream.write(struct.pack('<I', value))
+                    sealed += 1
+            if opcode in (0x02, 0x0F):   # Footer, DataEnd: no chunk after
+                break
+            position = content + length
+    return sealed
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,27 +340,45 @@ def _storage_plugin(storage: str) -> Any:
     return StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
 
 
+def _remove_old_bag(out: Path) -> None:
+    """Delete the bag ``--force`` replaces, refusing anything that is not a rosbag2."""
+    if out.is_dir() and (out / 'metadata.yaml').is_file():
+        shutil.rmtree(out)
+    elif out.is_file() and out.suffix in ('.db3', '.mcap'):
+        out.unlink()
+    else:
+        raise BagError(
+            f'output bag {str(out)!r} exists and is not a rosbag2 (no metadata.yaml): --force '
+            'replaces only a bag; choose another path')
+
+
 def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAULT_RATE_HZ,
              storage: str = 'sqlite3', compressed: bool = False, progress: bool = True,
-             compressed_format: str = 'jpeg', t0_s: float = DEFAULT_T0_S) -> dict[str, Any]:
+             compressed_format: str = 'jpeg', t0_s: float = DEFAULT_T0_S, force: bool = False,
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
     """Write a rosbag2 (sqlite3 or mcap) replaying STEPS.json; return a summary dict.
 
     Frames go to ``/camera/image_raw`` (rgb8) or, with ``compressed``, to
     ``/camera/image_raw/compressed`` as JPEG (quality 95) or PNG (``compressed_format``). See
     the module documentation for the other topics. Every step is validated before the bag is
-    created, and a bag left half-written by an unreadable image is removed.
+    created, and a bag left half-written by an unreadable image is removed. An existing
+    ``out_bag`` is refused unless ``force`` (then it must be a rosbag2, which is replaced).
+    Images above ``max_pixels`` are refused before they are decoded.
     """
     from rosbags.rosbag2 import Writer
     from tqdm import tqdm
 
     out = Path(out_bag)
-    if out.exists():
+    if out.exists() and not force:
         raise BagError(
-            f'output bag {str(out)!r} already exists: choose a new path or delete the old bag')
+            f'output bag {str(out)!r} already exists: choose a new path, or pass --force to '
+            'replace it')
     plugin = _storage_plugin(storage)
     if compressed and compressed_format not in ('jpeg', 'png'):
         raise BagError(f'unknown compressed format {compressed_format!r}: use jpeg or png')
     steps = load_steps(steps_json, rate_hz=rate_hz, t0_s=t0_s)
+    if out.exists():
+        _remove_old_bag(out)
     store = typestore()
     types = store.types
     image_topic = COMPRESSED_IMAGE_TOPIC if compressed else IMAGE_TOPIC
@@ -295,7 +405,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
             previous_instruction = None
             for step in tqdm(steps, desc='make-bag', unit='frame', file=sys.stderr,
                              disable=not progress, leave=False):
-                rgb = _load_rgb(step)
+                rgb = _load_rgb(step, max_pixels)
                 sizes.add((rgb.shape[1], rgb.shape[0]))
                 stamp = step.stamp_ns
                 # The instruction first, so a reader sees it at or before its first frame.
@@ -320,6 +430,8 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
                                             angular=vector(*step.action[3:6])))
                 write(GT_TWIST_TOPIC, twist, stamp)
                 write(GT_GRIPPER_TOPIC, types[FLOAT64_TYPE](data=step.action[6]), stamp)
+        for file in out.glob('*.mcap'):
+            _seal_mcap_chunks(file)
     except BaseException:
         # We checked that ``out`` did not exist, so everything there is ours and half-written.
         if out.exists():
@@ -543,10 +655,13 @@ def read_bag(bag_path: Path | str, image_topic: str | None = None,
         connections = [c for c in reader.connections if c.topic in wanted]
         twists: list[tuple[int, int | None, np.ndarray]] = []
         grippers: list[tuple[int, float]] = []
-        for connection, timestamp, raw in reader.messages(connections=connections):
-            _collect(data, store, connection, timestamp, raw, gt_array_topic, twists, grippers)
+        with _Damaged(path):
+            for connection, timestamp, raw in reader.messages(connections=connections):
+                _collect(data, store, connection, timestamp, raw, gt_array_topic, twists,
+                         grippers)
     finally:
-        reader.close()
+        with _Damaged(path):
+            reader.close()
     if gt_array_topic is None:
         data.ground_truth = _pair_twists(data, twists, grippers, pair_tolerance_s)
     return data

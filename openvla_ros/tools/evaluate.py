@@ -30,7 +30,7 @@ import numpy as np
 
 from openvla_ros.core.decoding import ACTION_DIM
 from openvla_ros.core.engine import EngineConfig
-from openvla_ros.core.images import ImageError
+from openvla_ros.core.images import DEFAULT_MAX_PIXELS, ImageError
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools.bags import BagData, INSTRUCTION_TOPIC, read_bag
 from openvla_ros.tools.metrics import match_ground_truth
@@ -85,7 +85,8 @@ def _prediction_action(prediction: Any) -> np.ndarray:
 def evaluate_bag(policy: Any, bag_data_or_path: BagData | Path | str, out_dir: Path | str,
                  instruction: str | None = None, stride: int = 1, limit: int | None = None,
                  warmup: int = 1, progress: bool = True, tolerance_s: float | None = None,
-                 max_pixels: int | None = None, metadata: Mapping[str, Any] | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 metadata: Mapping[str, Any] | None = None,
                  write_plots: bool = True) -> dict[str, Any]:
     """Run ``policy.predict(rgb, instruction)`` over a bag's frames and write the report.
 
@@ -196,7 +197,8 @@ def evaluate_model(bag: BagData, model: str, unnorm_key: str | None, out_dir: Pa
                    statistics_file: str | None = None, instruction: str | None = None,
                    stride: int = 1, limit: int | None = None, warmup: int = 1,
                    progress: bool = True, tolerance_s: float | None = None,
-                   metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   metadata: Mapping[str, Any] | None = None,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
     """Start an engine for ``model``, run :func:`evaluate_bag` on it, close it; return the report.
 
     The model and its statistics (``unnorm_key``, ``statistics_file``) are checked before the
@@ -211,6 +213,7 @@ def evaluate_model(bag: BagData, model: str, unnorm_key: str | None, out_dir: Pa
     try:
         return evaluate_bag(policy, bag, out_dir, instruction=instruction, stride=stride,
                             limit=limit, warmup=warmup, progress=progress,
-                            tolerance_s=tolerance_s, metadata=metadata)
+                            tolerance_s=tolerance_s, metadata=metadata,
+                            max_pixels=max_pixels)
     finally:
         policy.close(fast=True)   # the command ends here: do not wait on a hung engine

@@ -10,22 +10,25 @@ per prompt, the dtype ``hardware.resolve_dtype`` picks for this machine, a 512-t
 per-request timing metrics (the client reports server vs network time from them) and the
 CPU defaults the in-process engine uses. Clients use :class:`openvla_ros.core.remote.RemotePolicy`.
 
-The server binds 127.0.0.1 unless ``--host`` says otherwise: reaching it from a robot means
-choosing an address (``--host 0.0.0.0``) and, outside a trusted network, setting an API key.
-The key travels in the environment (vLLM reads ``VLLM_API_KEY``), never on the command line
-where ``ps`` shows it.
+The server binds 127.0.0.1 unless ``--host`` says otherwise. Another address needs an API key
+(or the explicit ``--insecure-no-api-key``). The key travels in the environment (vLLM reads
+``VLLM_API_KEY``), never on the command line where ``ps`` shows it, and guards every path but
+``/health`` (:mod:`openvla_ros.tools.serve_auth`, added with vLLM's ``--middleware``: vLLM's
+own key check leaves ``/invocations``, ``/tokenize``, ``/metrics``, ... open). TLS comes from
+``--ssl-certfile``/``--ssl-keyfile``, handed to vLLM. Variables that open vLLM's development
+endpoints (:data:`DEV_MODE_ENV`) are not passed to the server unless ``--insecure-dev-env``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import ipaddress
 import os
 from pathlib import Path
 import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +37,8 @@ import urllib.error
 import urllib.request
 
 from openvla_ros.core.remote import CONFIG_ALIAS_PREFIX, config_fingerprint, DEFAULT_API_KEY_ENV
+from openvla_ros.core.security import ApiKeyError, is_loopback, read_api_key
+from openvla_ros.tools.serve_auth import middleware_path
 
 #: Chat template file shipped as package data.
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / 'templates' / 'openvla_chat_template.jinja'
@@ -44,6 +49,11 @@ DEFAULT_MAX_NUM_SEQS = 1
 DEFAULT_MAX_MODEL_LEN = 512
 #: Model loading on a CPU takes about a minute for the test checkpoint; 7B weights take longer.
 DEFAULT_STARTUP_TIMEOUT_S = 1800.0
+#: vLLM variables that open unauthenticated development endpoints (sleep, reset, collective
+#: RPC), load LoRA files at run time or log whole responses: dropped from the server's
+#: environment unless ``--insecure-dev-env``.
+DEV_MODE_ENV = ('VLLM_SERVER_DEV_MODE', 'VLLM_ALLOW_RUNTIME_LORA_UPDATING',
+                'VLLM_DEBUG_LOG_API_SERVER_RESPONSE')
 
 
 def template_path() -> Path:
@@ -96,12 +106,16 @@ def server_command(model: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_
                    gpu_memory_utilization: float | None = None, enforce_eager: bool = False,
                    chat_template: str | os.PathLike | None = None,
                    served_model_names: Sequence[str] | None = None,
-                   console: bool | None = None, python: str | None = None) -> list[str]:
+                   console: bool | None = None, python: str | None = None,
+                   guard_all_paths: bool = False, ssl_certfile: str | None = None,
+                   ssl_keyfile: str | None = None) -> list[str]:
     """Return the argv that starts vLLM's OpenAI-compatible server for OpenVLA.
 
     ``console`` True gives ``vllm serve MODEL ...``; False gives ``python -m
     vllm.entrypoints.openai.api_server --model MODEL ...`` (same flags); None picks what works
     here. No API key appears here: it goes through ``VLLM_API_KEY`` in the environment.
+    ``guard_all_paths`` adds the middleware that requires it on every path but ``/health``;
+    ``ssl_certfile``/``ssl_keyfile`` make the server speak https.
     """
     if console is None:
         console = vllm_console_available()
@@ -126,6 +140,10 @@ def server_command(model: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_
         argv += ['--gpu-memory-utilization', f'{gpu_memory_utilization:g}']
     if enforce_eager:
         argv.append('--enforce-eager')
+    if guard_all_paths:
+        argv += ['--middleware', middleware_path()]
+    if ssl_certfile or ssl_keyfile:
+        argv += ['--ssl-certfile', str(ssl_certfile), '--ssl-keyfile', str(ssl_keyfile)]
     return argv
 
 
@@ -143,20 +161,12 @@ def vllm_serve_line(model: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT
                           max_model_len=max_model_len,
                           gpu_memory_utilization=gpu_memory_utilization,
                           enforce_eager=enforce_eager, chat_template=chat_template,
-                          served_model_names=served_names(model), console=True)
+                          served_model_names=served_names(model), console=True,
+                          guard_all_paths=bool(api_key_env))
     line = shlex.join(argv)
     if api_key_env:
         line = f'VLLM_API_KEY="${api_key_env}" {line}'
     return line
-
-
-def is_loopback(host: str) -> bool:
-    if host == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _probe_host(host: str) -> str:
@@ -168,9 +178,9 @@ def _probe_host(host: str) -> str:
     return host
 
 
-def _url(host: str, port: int) -> str:
+def _url(host: str, port: int, tls: bool = False) -> str:
     shown = f'[{host}]' if ':' in host else host
-    return f'http://{shown}:{port}'
+    return f'{"https" if tls else "http"}://{shown}:{port}'
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -184,8 +194,16 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
+    context = None
+    if url.startswith('https://'):
+        # Our own child on this machine, asked only whether it is up (no key, no data): its
+        # certificate names the address robots use, not necessarily the loopback probed here.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url + '/health', timeout=timeout) as reply:
+        with urllib.request.urlopen(url + '/health', timeout=timeout,
+                                    context=context) as reply:
             return reply.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -213,11 +231,22 @@ def _die_with_parent() -> None:
         pass  # not Linux: the signal forwarding below still stops the server
 
 
-def server_environment(api_key_env: str | None, device: str) -> dict[str, str]:
-    """Return the server's environment: the API key as VLLM_API_KEY and the CPU settings."""
+def server_environment(api_key_env: str | None, device: str,
+                       dev_env: bool = False) -> dict[str, str]:
+    """Return the server's environment: the API key as VLLM_API_KEY and the CPU settings.
+
+    A ``VLLM_API_KEY`` already in this environment is replaced (or removed when
+    ``api_key_env`` holds no key), so the server's key is always the one ``serve`` reports.
+    :data:`DEV_MODE_ENV` are removed unless ``dev_env``.
+    """
     env = dict(os.environ)
-    if api_key_env and os.environ.get(api_key_env):
-        env['VLLM_API_KEY'] = os.environ[api_key_env]
+    env.pop('VLLM_API_KEY', None)
+    if not dev_env:
+        for name in DEV_MODE_ENV:
+            env.pop(name, None)
+    key = read_api_key(api_key_env) if api_key_env else None
+    if key:
+        env['VLLM_API_KEY'] = key
     if device == 'cpu':
         from openvla_ros.core.cpu_knobs import engine_environment
         # The in-process engine's CPU defaults (policy.platform_defaults and cpu_knobs).
@@ -236,11 +265,15 @@ def serve(model: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
           gpu_memory_utilization: float | None = None,
           api_key_env: str = DEFAULT_API_KEY_ENV,
           startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S, print_template: bool = False,
-          print_command: bool = False) -> int:
+          print_command: bool = False, ssl_certfile: str | None = None,
+          ssl_keyfile: str | None = None, insecure_no_api_key: bool = False,
+          insecure_dev_env: bool = False) -> int:
     """Run vLLM's OpenAI-compatible server for ``model`` until a signal; return its exit code.
 
     ``print_template`` / ``print_command`` only print the chat template path / the
-    equivalent ``vllm serve`` line.
+    equivalent ``vllm serve`` line. A bind address other than loopback needs the API key in
+    ``api_key_env`` unless ``insecure_no_api_key``; with a key, every path but ``/health``
+    requires it. ``ssl_certfile``/``ssl_keyfile`` (both or neither) serve https.
     """
     if print_template:
         print(template_path())
@@ -255,6 +288,16 @@ def serve(model: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
             raise ServeError(f'{name} must be positive, got {value}')
     if port > 65535:
         raise ServeError(f'--port must be at most 65535, got {port}')
+    try:
+        keyed = read_api_key(api_key_env) is not None
+    except ApiKeyError as error:
+        raise ServeError(str(error)) from None
+    if not keyed and not is_loopback(host) and not insecure_no_api_key:
+        raise ServeError(
+            f'refusing to bind {host} without an API key: anyone who reaches this port could '
+            f'use the model. Set {api_key_env} (clients send it as a bearer token), bind '
+            '127.0.0.1, or pass --insecure-no-api-key on a network you trust')
+    tls = _check_tls(ssl_certfile, ssl_keyfile)
     log = os.environ.get('OPENVLA_ROS_ENGINE_LOG') or None
     from openvla_ros.core.hardware import detect_machine, resolve_dtype
     from openvla_ros.core.processes import engine_output_to
@@ -273,19 +316,35 @@ def serve(model: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     if print_command:
         print(vllm_serve_line(model, api_key_env=api_key_env, **options))
         return 0
-    keyed = bool(os.environ.get(api_key_env))
-    if not keyed and not is_loopback(host):
-        print(f'[serve] warning: binding {host} without an API key: anyone who reaches '
-              f'this port can use the model; set {api_key_env}', file=sys.stderr)
+    if keyed and not tls and not is_loopback(host):
+        print(f'[serve] warning: the API key travels in clear text to {host}: serve https '
+              'with --ssl-certfile/--ssl-keyfile (clients refuse plain http to another '
+              'machine unless --allow-insecure-http)', file=sys.stderr)
     if not _port_free(_probe_host(host), port):
         raise ServeError(f'port {port} on {host} is in use: pass another --port or '
                          'stop the process holding it')
-    argv = server_command(model, served_model_names=served_names(model), **options)
-    env = server_environment(api_key_env, machine.device)
-    return supervise(argv, env, log, _url(_probe_host(host), port),
-                     _url(host, port), startup_timeout,
+    argv = server_command(model, served_model_names=served_names(model), guard_all_paths=keyed,
+                          ssl_certfile=ssl_certfile if tls else None,
+                          ssl_keyfile=ssl_keyfile if tls else None, **options)
+    env = server_environment(api_key_env, machine.device, dev_env=insecure_dev_env)
+    return supervise(argv, env, log, _url(_probe_host(host), port, tls),
+                     _url(host, port, tls), startup_timeout,
                      f'model {model}, max_num_seqs {max_num_seqs}, dtype {choice.dtype}'
-                     + (', API key required' if keyed else ''))
+                     + (', API key required on every path but /health' if keyed else '')
+                     + (', TLS' if tls else ''))
+
+
+def _check_tls(certfile: str | None, keyfile: str | None) -> bool:
+    """Return whether TLS is asked for, after checking that both files are given and exist."""
+    if not certfile and not keyfile:
+        return False
+    if not certfile or not keyfile:
+        raise ServeError('give both --ssl-certfile and --ssl-keyfile (the server certificate '
+                         'and its private key, PEM), or neither')
+    for flag, path in (('--ssl-certfile', certfile), ('--ssl-keyfile', keyfile)):
+        if not Path(path).is_file():
+            raise ServeError(f'{flag} {path!r} is not a file')
+    return True
 
 
 def supervise(argv: list[str], env: dict[str, str], log: str | None, probe_url: str,

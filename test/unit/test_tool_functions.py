@@ -20,8 +20,9 @@ from openvla_ros.tools.synthetic import scene_image, unique_image
 #: Every engine option, by hand: a new EngineConfig field must reach the node too.
 ENGINE_OPTIONS = {'dtype': 'float32', 'max_model_len': 1024, 'gpu_memory_utilization': 0.5,
                   'enforce_eager': True, 'quantization': 'fp8', 'seed': 7,
-                  'trust_remote_code': True, 'url': 'http://127.0.0.1:9', 'api_key_env': 'K',
-                  'image_format': 'jpeg', 'jpeg_quality': 80}
+                  'trust_remote_code': True, 'url': 'https://127.0.0.1:9', 'api_key_env': 'K',
+                  'image_format': 'jpeg', 'jpeg_quality': 80, 'ca_file': __file__,
+                  'allow_insecure_http': True}
 
 
 def test_engine_values_cover_every_engine_option():
