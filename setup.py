@@ -71,6 +71,7 @@ setup(
         'console_scripts': [
             'openvla-ros = openvla_ros.cli:run',
             'policy_node = openvla_ros.node.policy_node:main',
+            'sim_arm = openvla_ros.node.sim_arm:main',
         ],
     },
 )
