@@ -54,7 +54,7 @@ class SimArm:
         self.speed = 0.0        # linear speed during the last advance (m/s)
 
     def twist(self, velocity: Sequence[float], now: float) -> None:
-        """Take a twist (vx vy vz wx wy wz) received at ``now``."""
+        """Take a velocity command [vx vy vz wx wy wz] received at ``now``."""
         self.advance(now)
         self._velocity = np.asarray(velocity, dtype=np.float64).copy()
         self._received = now
