@@ -52,10 +52,13 @@ class SimArm:
         self.twists = 0
         self.targets = 0
         self.speed = 0.0        # linear speed during the last advance (m/s)
+        self.max_gap = 0.0      # longest time between two twists (s)
 
     def twist(self, velocity: Sequence[float], now: float) -> None:
         """Take a velocity command [vx vy vz wx wy wz] received at ``now``."""
         self.advance(now)
+        if self._received is not None:
+            self.max_gap = max(self.max_gap, now - self._received)
         self._velocity = np.asarray(velocity, dtype=np.float64).copy()
         self._received = now
         self._halted = False

@@ -64,7 +64,11 @@ class MotionOutput:
                                  callback_group=group)
         node.create_subscription(Bool, 'enable', self._on_enable, 10, callback_group=group)
         if self.stream:
-            node.create_timer(self.scheduler.period, self._tick, callback_group=group)
+            # Its own thread on absolute deadlines, not an executor timer: a busy executor
+            # (image callbacks, services, other nodes) must not delay the stream, since a gap
+            # longer than the consumer's timeout halts the arm.
+            self._closed = threading.Event()
+            threading.Thread(target=self._stream, name='openvla-stream', daemon=True).start()
 
     # ------------------------------------------------------------------ inputs
 
@@ -133,6 +137,28 @@ class MotionOutput:
         """Drop the step in progress (zero twist, stale engine, deactivation)."""
         with self._lock:
             self.scheduler.clear()
+
+    def close(self) -> None:
+        """Stop the stream thread (the node is being destroyed)."""
+        if self.stream:
+            self._closed.set()
+
+    def _stream(self) -> None:
+        period = self.scheduler.period
+        deadline = time.monotonic()
+        while not self._closed.is_set() and self._node.context.ok():
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay < -period:
+                deadline = time.monotonic()     # fell behind: resynchronize, never burst
+            elif delay > 0.0:
+                self._closed.wait(delay)
+            try:
+                self._tick()
+            except Exception as error:  # noqa: B902 - a destroyed publisher ends the stream
+                if self._closed.is_set() or not self._node.context.ok():
+                    return
+                self._node._problem('stream', f'stream tick failed: {error!r}', 'error')
 
     def _tick(self) -> None:
         if not self._twist_pub.is_activated:

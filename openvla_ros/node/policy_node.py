@@ -225,6 +225,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.stop_and_release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop the command stream thread, then destroy the node."""
+        self._motion.close()
+        super().destroy_node()
+
     @property
     def is_active(self) -> bool:
         """Return whether the inference loop is running (the node is active)."""

@@ -131,6 +131,7 @@ class SimArmNode(Node):
         with self._lock:
             return {'halts': self.arm.halts, 'timeouts': self.arm.timeouts,
                     'twists': self.arm.twists, 'targets': self.arm.targets,
+                    'max_gap_s': self.arm.max_gap,
                     'offset_m': [float(x) for x in position - self.start_position]}
 
     def _publish_diagnostics(self) -> None:
