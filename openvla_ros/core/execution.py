@@ -331,6 +331,10 @@ class SafetyEnvelope:
         self.pose: Pose | None = None
         self.cuts = 0
 
+    def keep_state_of(self, old: 'SafetyEnvelope') -> None:
+        """Carry the measured pose, the enable state and the cut count over from ``old``."""
+        self.pose, self._enabled_at, self.cuts = old.pose, old._enabled_at, old.cuts
+
     @property
     def box_enabled(self) -> bool:
         """Return whether the workspace box is in force."""

@@ -63,12 +63,13 @@ class MotionOutput:
         node.create_subscription(PoseStamped, 'ee_pose', self._on_pose, POSE_QOS,
                                  callback_group=group)
         node.create_subscription(Bool, 'enable', self._on_enable, 10, callback_group=group)
-        if self.stream:
-            # Its own thread on absolute deadlines, not an executor timer: a busy executor
-            # (image callbacks, services, other nodes) must not delay the stream, since a gap
-            # longer than the consumer's timeout halts the arm.
-            self._closed = threading.Event()
-            threading.Thread(target=self._stream, name='openvla-stream', daemon=True).start()
+        # Its own thread on absolute deadlines, not an executor timer: a busy executor (image
+        # callbacks, services, other nodes) must not delay the stream, since a gap longer than
+        # the consumer's timeout halts the arm. In pulse mode it only watches the envelope, so
+        # a lapsing dead-man gets its zero twist at once.
+        self._closed = threading.Event()
+        self._was_held = True       # no error for the state the node starts in
+        threading.Thread(target=self._stream, name='openvla-stream', daemon=True).start()
 
     # ------------------------------------------------------------------ inputs
 
@@ -92,10 +93,8 @@ class MotionOutput:
                                                 'ee_pose_timeout', 'control_period')):
             return
         with self._lock:
-            old = self.envelope
-            self.envelope = envelope_from(self._values)
-            self.envelope.pose, self.envelope._enabled_at = old.pose, old._enabled_at
-            self.envelope.cuts = old.cuts
+            old, self.envelope = self.envelope, envelope_from(self._values)
+            self.envelope.keep_state_of(old)
             self.scheduler.control_period = float(self._values['control_period'])
 
     # ------------------------------------------------------------------ outputs
@@ -140,8 +139,7 @@ class MotionOutput:
 
     def close(self) -> None:
         """Stop the stream thread (the node is being destroyed)."""
-        if self.stream:
-            self._closed.set()
+        self._closed.set()
 
     def _stream(self) -> None:
         period = self.scheduler.period
@@ -162,10 +160,22 @@ class MotionOutput:
 
     def _tick(self) -> None:
         if not self._twist_pub.is_activated:
+            self._was_held = True
             return
         now = time.monotonic()
         with self._lock:
-            if self.envelope.why_not(now):
+            why = self.envelope.why_not(now)
+            stopped = bool(why) and not self._was_held
+            self._was_held = bool(why)
+        if stopped:
+            # Motion was allowed and no longer is (dead-man lapsed, pose lost): say so once.
+            self._node.get_logger().error(f'motion stopped: {why}')
+            if not self.stream:
+                self._publish_twist(np.zeros(6), self._node.get_clock().now().to_msg())
+        if not self.stream:
+            return
+        with self._lock:
+            if why:
                 self.scheduler.clear()       # a disabled arm must not resume an old step
             velocity = self.scheduler.tick(now)
             velocity = self.envelope.cut_velocity(velocity, self.scheduler.period, now)

@@ -196,3 +196,13 @@ def test_stale_pose_gives_no_target():
 def test_bad_workspace_is_refused():
     with pytest.raises(ValueError, match='below workspace_max'):
         SafetyEnvelope(workspace_min=[0, 0, 1], workspace_max=[1, 1, 0])
+
+
+def test_parameter_change_with_a_bad_box_is_refused():
+    from openvla_ros.node.parameters import BY_NAME, check_change
+    current = {name: param.default for name, param in BY_NAME.items()}
+    assert 'workspace_min must be below' in check_change(
+        current, {'workspace_min': [0.0, 0.0, 0.5], 'workspace_max': [1.0, 1.0, 0.2]})
+    assert check_change(current, {'workspace_min': [0.0, -0.2, 0.0],
+                                  'workspace_max': [0.5, 0.2, 0.4]}) == ''
+    assert 'publish_mode must be one of' in check_change(current, {'publish_mode': 'burst'})
