@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='camera image rate, 0 = none (default %(default)s)')
     parser.add_argument('--rate-hz', type=float, default=200.0,
                         help='integration rate, >= 100 (default %(default)s)')
+    parser.add_argument('--benchmark', action='store_true',
+                        help='instead of serving: run the policy node on the simulated arm '
+                             'with synthetic engines (0.1 s and 2.0 s per action) in pulse and '
+                             'stream mode and print the figures side by side')
+    parser.add_argument('--seconds', type=float, default=30.0,
+                        help='seconds per benchmark run (default %(default)s)')
     parser.set_defaults(func=run)
 
 
@@ -36,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--rate-hz must be >= 100 (a servo loop), got {args.rate_hz}')
     if args.incoming_command_timeout <= 0.0 or args.camera_hz < 0.0:
         raise ValueError('--incoming-command-timeout must be > 0 and --camera-hz >= 0')
+    if args.benchmark:
+        if args.seconds < 2.0:
+            raise ValueError(f'--seconds must be at least 2, got {args.seconds}')
+        from openvla_ros.tools.arm_demo import benchmark_arm, benchmark_table
+        rows = benchmark_arm(duration=args.seconds)
+        print(benchmark_table(rows), flush=True)
+        return 0 if all(row['actions'] for row in rows) else 1
     from openvla_ros.node import sim_arm
     ros_args = ['--ros-args', '-p', f'input:={args.input}',
                 '-p', f'incoming_command_timeout:={float(args.incoming_command_timeout)}',

@@ -82,6 +82,31 @@ def quat_from_rotvec(rotvec: Sequence[float]) -> np.ndarray:
     return np.array([*(axis * math.sin(angle / 2)), math.cos(angle / 2)])
 
 
+def quat_to_rotvec(q: Sequence[float]) -> np.ndarray:
+    """Return the rotation vector (axis * angle, rad, angle in [0, pi]) of a quaternion."""
+    x, y, z, w = quat_normalize(q)
+    sine = math.sqrt(x * x + y * y + z * z)
+    if sine < 1e-12:
+        return 2.0 * np.array([x, y, z])
+    return np.array([x, y, z]) / sine * 2.0 * math.atan2(sine, w)
+
+
+def rpy_to_rotvec(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """Return the rotation vector of ``Rz(yaw) Ry(pitch) Rx(roll)``.
+
+    A constant base-frame angular velocity ``rotvec / T`` held for ``T`` turns the end
+    effector by exactly the Bridge rotation delta; ``(roll, pitch, yaw) / T`` would be off at
+    second order (a few percent of Bridge-sized rotations).
+    """
+    return quat_to_rotvec(quat_from_rpy(roll, pitch, yaw))
+
+
+def quat_conjugate(q: Sequence[float]) -> np.ndarray:
+    """Return the inverse of a unit quaternion."""
+    x, y, z, w = (float(v) for v in q)
+    return np.array([-x, -y, -z, w])
+
+
 def quat_normalize(q: Sequence[float]) -> np.ndarray:
     """Return ``q`` scaled to unit norm (w >= 0); raise ``ValueError`` for a zero or NaN one."""
     values = np.asarray(q, dtype=np.float64)

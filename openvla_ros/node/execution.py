@@ -22,7 +22,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64
 
 from openvla_ros.core.conditioning import Command
-from openvla_ros.core.execution import SafetyEnvelope, StreamScheduler
+from openvla_ros.core.execution import rpy_to_rotvec, SafetyEnvelope, StreamScheduler
 from openvla_ros.node import qos
 
 #: Arm drivers publish their pose reliable or best effort; a best-effort reader takes both.
@@ -119,7 +119,9 @@ class MotionOutput:
                 target = (self.envelope.target(delta, self._values['rotation_convention'], now)
                           if self._values['pose_target'] else None)
                 if self.stream:
-                    self.scheduler.push(delta)
+                    # Servo integrates an angular velocity: send the rotation vector of the
+                    # Bridge rotation so the integral is that rotation exactly.
+                    self.scheduler.push(np.concatenate([delta[:3], rpy_to_rotvec(*delta[3:])]))
         if why:
             self._node._problem('motion', f'action not executed: {why}', 'warning')
             if not self.stream:

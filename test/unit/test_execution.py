@@ -206,3 +206,19 @@ def test_parameter_change_with_a_bad_box_is_refused():
     assert check_change(current, {'workspace_min': [0.0, -0.2, 0.0],
                                   'workspace_max': [0.5, 0.2, 0.4]}) == ''
     assert 'publish_mode must be one of' in check_change(current, {'publish_mode': 'burst'})
+
+
+def test_rotvec_round_trip_by_hand():
+    from openvla_ros.core.execution import quat_from_rotvec, quat_to_rotvec
+    # 0.3 rad about z: (0, 0, sin .15, cos .15) and back.
+    assert quat_from_rotvec([0, 0, 0.3]) == pytest.approx([0, 0, math.sin(0.15),
+                                                           math.cos(0.15)])
+    assert quat_to_rotvec([0, 0, math.sin(0.15), math.cos(0.15)]) == pytest.approx([0, 0, 0.3])
+
+
+def test_rpy_to_rotvec_by_hand():
+    from openvla_ros.core.execution import rpy_to_rotvec
+    # Rz(90) Rx(90) = (1/2, 1/2, 1/2, 1/2): 120 deg about (1, 1, 1) / sqrt(3).
+    each = 2 * math.pi / 3 / math.sqrt(3)
+    assert rpy_to_rotvec(math.pi / 2, 0.0, math.pi / 2) == pytest.approx([each] * 3)
+    assert rpy_to_rotvec(0.0, 0.0, 0.1) == pytest.approx([0, 0, 0.1])
