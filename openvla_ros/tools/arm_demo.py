@@ -153,7 +153,7 @@ class ArmRun:
         return errors
 
     def figures(self, control_period: float = 0.2) -> dict[str, float]:
-        """Return the benchmark's figures (errors in %, halts per minute, delays in ms)."""
+        """Return the benchmark figures: errors in %, halts per minute, delays in ms."""
         # The last action's window is cut by the end of the run: leave it out.
         linear = [e for e in self.action_errors(control_period)[:-1] if not math.isnan(e)]
         angular = []
