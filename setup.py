@@ -41,7 +41,8 @@ DATA_FILES = [
 # For pip builds (wheels), also ship a launcher there so `ros2 run` and launch files find the
 # node when AMENT_PREFIX_PATH names the venv.
 if any(command in sys.argv for command in ('bdist_wheel', 'editable_wheel')):
-    DATA_FILES.append((os.path.join('lib', package_name), ['scripts/policy_node']))
+    DATA_FILES.append((os.path.join('lib', package_name),
+                       ['scripts/policy_node', 'scripts/sim_arm']))
 
 setup(
     name=package_name,
