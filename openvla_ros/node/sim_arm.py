@@ -67,6 +67,9 @@ class SimArmNode(Node):
                           max_linear_speed=v['max_linear_speed'],
                           max_angular_speed=v['max_angular_speed'], now=time.monotonic())
         self.start_position = self.arm.position.copy()
+        # Delivery delay of twists (receive time minus stamp; the clocks' offset cancels in
+        # the spread): a servo executes a stream exactly only when this stays small.
+        self._lag_range = [float('inf'), float('-inf')]
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', 10)
         self._image_pub = self.create_publisher(Image, 'image', qos.IMAGES)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -85,7 +88,9 @@ class SimArmNode(Node):
 
     def _on_twist(self, msg: TwistStamped) -> None:
         t = msg.twist
+        lag = time.time() - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         with self._lock:
+            self._lag_range = [min(self._lag_range[0], lag), max(self._lag_range[1], lag)]
             self.arm.twist([t.linear.x, t.linear.y, t.linear.z,
                             t.angular.x, t.angular.y, t.angular.z], time.monotonic())
 
@@ -132,6 +137,7 @@ class SimArmNode(Node):
             return {'halts': self.arm.halts, 'timeouts': self.arm.timeouts,
                     'twists': self.arm.twists, 'targets': self.arm.targets,
                     'max_gap_s': self.arm.max_gap,
+                    'delivery_jitter_s': max(0.0, self._lag_range[1] - self._lag_range[0]),
                     'offset_m': [float(x) for x in position - self.start_position]}
 
     def _publish_diagnostics(self) -> None:

@@ -115,6 +115,19 @@ def executed_after_script(rig, policy):
     return np.array(rig.arm.status()['offset_m']), rig.arm.status()
 
 
+def overloaded(status):
+    """Skip when the stream left the node right but reached the arm unevenly.
+
+    A zero-order-hold consumer executes a stream exactly only when the delivery delay is
+    steady; with gaps beyond Servo's timeout or a delay spread beyond 20 ms (CPU starvation by
+    other processes) the arm's figures say nothing about the node.
+    """
+    if status['max_gap_s'] > 0.1 or status['delivery_jitter_s'] > 0.02:
+        pytest.skip(f"machine overloaded: twist gap up to {status['max_gap_s']:.3f} s, "
+                    f"delivery delay spread {status['delivery_jitter_s']:.3f} s (load average "
+                    f'{os.getloadavg()[0]:.1f})')
+
+
 def stamp_s(msg):
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
@@ -136,11 +149,7 @@ def test_stream_executes_the_commanded_displacement_without_halts(tmp_path):
                for m, dt in zip(twists, np.diff(stamps)))
     assert np.linalg.norm(sent - commanded) / np.linalg.norm(commanded) <= 0.02, sent
     assert all(m.header.frame_id == 'base_link' for m in twists)
-    if status['max_gap_s'] > 0.1:
-        # The stream left the node on time (checked above) but arrived with gaps longer than
-        # Servo's timeout: the machine starved this process; the arm cannot be judged.
-        pytest.skip(f"machine overloaded: the arm saw a {status['max_gap_s']:.3f} s gap "
-                    f'between twists (load average {os.getloadavg()[0]:.1f})')
+    overloaded(status)
     error = np.linalg.norm(offset - commanded) / np.linalg.norm(commanded)
     assert error <= 0.02, (offset, commanded, status)
     yaw = 2.0 * math.atan2(orientation[2], orientation[3])
@@ -246,3 +255,21 @@ def test_stale_ee_pose_gives_no_pose_target(tmp_path):
                                                  abs=1e-12)
     assert first.header.frame_id == 'base_link'
     assert status.level == DiagnosticStatus.WARN and 'ee_pose' in status.message
+
+
+def test_workspace_box_cuts_the_motion_at_its_face(tmp_path):
+    policy = ScriptedPolicy(steps=6)
+    # x may reach 0.325: two and a half of the 1 cm steps from 0.3; y and z are free.
+    rig = ArmGraph(tmp_path, 'arm_box', {'publish_mode': 'stream',
+                                         'workspace_min': [0.0, -1.0, -1.0],
+                                         'workspace_max': [0.325, 1.0, 1.0]}, policy)
+    try:
+        offset, status = executed_after_script(rig, policy)
+        assert wait_until(lambda: int(rig.h.diagnostics_values()['workspace_cuts']) >= 3)
+    finally:
+        rig.close()
+    overloaded(status)
+    # x stops at the face (0.025 m from the start), never beyond; y and z travel on (their
+    # accuracy is the stream test's business: here they only show the cut is per axis).
+    assert 0.025 * 0.9 <= offset[0] <= 0.025 * 1.02, offset
+    assert offset[1:] == pytest.approx([6 * -0.005, 6 * 0.004], rel=0.1)
