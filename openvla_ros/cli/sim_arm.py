@@ -46,8 +46,13 @@ def run(args: argparse.Namespace) -> int:
         if args.seconds < 2.0:
             raise ValueError(f'--seconds must be at least 2, got {args.seconds}')
         from openvla_ros.tools.arm_demo import benchmark_arm, benchmark_table
+        import os
+        before = os.getloadavg()[0]
         rows = benchmark_arm(duration=args.seconds)
         print(benchmark_table(rows), flush=True)
+        # Gaps and halts depend on the CPU left to this process: say how busy the machine was.
+        print(f'load average {before:.1f} before, {os.getloadavg()[0]:.1f} after, '
+              f'{os.cpu_count()} CPUs', flush=True)
         return 0 if all(row['actions'] for row in rows) else 1
     from openvla_ros.node import sim_arm
     ros_args = ['--ros-args', '-p', f'input:={args.input}',
