@@ -84,21 +84,27 @@ class ArmRun:
     idle_fraction: float = float('nan')
     reason: str = ''
 
-    def executed(self) -> list[np.ndarray]:
-        """Return each action's executed displacement (translation, rotation vector)."""
+    def executed(self, control_period: float = 0.2) -> list[np.ndarray]:
+        """Return each action's executed displacement (translation, rotation vector).
+
+        Translation: the commanded one plus the change of the deviation from the model's path
+        over the action's window (its arrival to the next one's), so the tail of a previous
+        step that the arm finished late is not counted twice. Rotation: the turn over the
+        window.
+        """
         times = np.array([s[0] for s in self.samples])
+        _, deviation = self.tracking(control_period)
         out = []
         ends = self.arrivals[1:] + [times[-1] if len(times) else 0.0]
-        for start, end in zip(self.arrivals, ends):
-            a = self._at(times, start)
-            b = self._at(times, end)
+        for start, end, delta in zip(self.arrivals, ends, self.commanded):
+            i, j = self._index(times, start), self._index(times, end)
+            a, b = self.samples[i], self.samples[j]
             rotation = quat_to_rotvec(quat_multiply(b[2], quat_conjugate(a[2])))
-            out.append(np.concatenate([b[1] - a[1], rotation]))
+            out.append(np.concatenate([delta[:3] + deviation[j] - deviation[i], rotation]))
         return out
 
-    def _at(self, times: np.ndarray, t: float) -> tuple:
-        index = int(np.clip(np.searchsorted(times, t), 0, len(times) - 1))
-        return self.samples[index]
+    def _index(self, times: np.ndarray, t: float) -> int:
+        return int(np.clip(np.searchsorted(times, t), 0, len(times) - 1))
 
     def motion_start_delays(self) -> list[float]:
         """Return, per action, the time from its arrival to the first sample where it moved."""
@@ -133,23 +139,12 @@ class ArmRun:
         return times, positions - origin - reference
 
     def action_errors(self, control_period: float = 0.2) -> list[float]:
-        """Return each action's translation error in % of its step (NaN for tiny steps).
-
-        The change of the tracking error over the action's window (its arrival to the next
-        one's): for an action that has the arm to itself, |executed - commanded| / |commanded|;
-        an early action's blended remainder counts where the model's path puts it.
-        """
-        times, deviation = self.tracking(control_period)
-        if not len(times):
-            return []
-        ends = self.arrivals[1:] + [times[-1]]
+        """Return each action's translation error in % of its step (NaN for tiny steps)."""
         errors = []
-        for start, end, delta in zip(self.arrivals, ends, self.commanded):
-            a = deviation[int(np.clip(np.searchsorted(times, start), 0, len(times) - 1))]
-            b = deviation[int(np.clip(np.searchsorted(times, end), 0, len(times) - 1))]
+        for delta, done in zip(self.commanded, self.executed(control_period)):
             norm = float(np.linalg.norm(delta[:3]))
-            errors.append(float(np.linalg.norm(b - a)) / norm * 100 if norm > MIN_STEP
-                          else float('nan'))
+            errors.append(float(np.linalg.norm(done[:3] - delta[:3])) / norm * 100
+                          if norm > MIN_STEP else float('nan'))
         return errors
 
     def figures(self, control_period: float = 0.2) -> dict[str, float]:
