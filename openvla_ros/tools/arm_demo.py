@@ -194,9 +194,15 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
     from openvla_ros.node.sim_arm import SimArmNode
     from openvla_ros.tools.harness import NodeRunner
 
+    from openvla_ros.node.parameters import BY_NAME
     params = {'max_rate_hz': 5.0, 'stamp_source': 'now', 'max_image_age': 5.0,
               **values, 'publish_mode': mode,
               'output_mode': 'velocity' if mode == 'pulse' else 'delta'}
+    if mode == 'pulse':
+        # The clamps are in output units: keep them the same per step in m/s and rad/s.
+        period = float(params.get('control_period', BY_NAME['control_period'].default))
+        for name in ('max_linear', 'max_angular'):
+            params[name] = float(params.get(name, BY_NAME[name].default)) / period
     runner = NodeRunner(params, namespace=namespace, policy_factory=policy_factory)
     node = runner.node
     conditioning = conditioning_from(_node_values(node))
