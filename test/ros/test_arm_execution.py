@@ -273,3 +273,31 @@ def test_workspace_box_cuts_the_motion_at_its_face(tmp_path):
     # accuracy is the stream test's business: here they only show the cut is per axis).
     assert 0.025 * 0.9 <= offset[0] <= 0.025 * 1.02, offset
     assert offset[1:] == pytest.approx([6 * -0.005, 6 * 0.004], rel=0.1)
+
+
+def test_stream_goes_on_with_zeros_when_the_engine_hangs(tmp_path):
+    policy = ScriptedPolicy(steps=10 ** 6)
+    gate = threading.Event()
+    predict = policy.predict
+
+    def hanging(image, instruction, prompt_ids=None):
+        if policy.calls >= 2:
+            gate.wait(30)          # the engine stops answering after two actions
+        return predict(image, instruction, prompt_ids)
+
+    policy.predict = hanging
+    rig = ArmGraph(tmp_path, 'arm_hang', {'publish_mode': 'stream', 'inference_timeout': 0.5},
+                   policy)
+    try:
+        rig.start()
+        assert wait_until(lambda: int(rig.h.diagnostics_values()['engine_timeouts']) >= 1)
+        rig.h.clear()
+        time.sleep(1.0)
+        twists = rig.h.snapshot('ee_delta')
+    finally:
+        gate.set()
+        rig.close()
+    # A stale engine: the stream keeps Servo fed (50 a second; 25 allows a busy machine),
+    # all zeros.
+    assert len(twists) >= 25, len(twists)
+    assert all(m.twist.linear.x == 0.0 and m.twist.angular.z == 0.0 for m in twists)
