@@ -14,6 +14,7 @@ Run it with ``openvla-ros sim-arm`` or ``ros2 run openvla_ros sim_arm``.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -155,17 +156,23 @@ def main(args: list[str] | None = None) -> None:
     """Run the simulated arm until Ctrl-C."""
     rclpy.init(args=args)
     node = None
+    code = 0
     try:
         node = SimArmNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ValueError as error:      # a bad parameter: one line, no traceback
+        print(f'sim_arm: error: {error}', file=sys.stderr, flush=True)
+        code = 2
     finally:
         if node is not None:
             # The context may be shut down already (Ctrl-C): report on stdout, not rosout.
             print(f'sim_arm stopped: {node.status()}', flush=True)
             node.destroy_node()
         rclpy.try_shutdown()
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == '__main__':
