@@ -23,8 +23,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from openvla_ros.core.engine import Prediction
-from openvla_ros.core.execution import (quat_conjugate, quat_from_rpy, quat_multiply,
-                                        quat_to_rotvec)
+from openvla_ros.core.execution import (quat_conjugate, quat_from_rotvec, quat_from_rpy,
+                                        quat_multiply, quat_to_rotvec)
 from openvla_ros.core.preprocessing import ImagePreparation
 
 #: Bridge-sized synthetic steps: up to 1.5 cm and 0.1 rad per axis per 0.2 s step.
@@ -87,20 +87,17 @@ class ArmRun:
     def executed(self, control_period: float = 0.2) -> list[np.ndarray]:
         """Return each action's executed displacement (translation, rotation vector).
 
-        Translation: the commanded one plus the change of the deviation from the model's path
-        over the action's window (its arrival to the next one's), so the tail of a previous
-        step that the arm finished late is not counted twice. Rotation: the turn over the
-        window.
+        The commanded one plus the change of the deviation from the model's path over the
+        action's window (its arrival to the next one's), so the tail of a previous step that
+        the arm finished late is not counted twice.
         """
-        times = np.array([s[0] for s in self.samples])
-        _, deviation = self.tracking(control_period)
+        times, deviation = self.tracking(control_period)
         out = []
         ends = self.arrivals[1:] + [times[-1] if len(times) else 0.0]
         for start, end, delta in zip(self.arrivals, ends, self.commanded):
             i, j = self._index(times, start), self._index(times, end)
-            a, b = self.samples[i], self.samples[j]
-            rotation = quat_to_rotvec(quat_multiply(b[2], quat_conjugate(a[2])))
-            out.append(np.concatenate([delta[:3] + deviation[j] - deviation[i], rotation]))
+            wanted = np.concatenate([delta[:3], quat_to_rotvec(quat_from_rpy(*delta[3:6]))])
+            out.append(wanted + deviation[j] - deviation[i])
         return out
 
     def _index(self, times: np.ndarray, t: float) -> int:
@@ -122,21 +119,41 @@ class ArmRun:
         return delays
 
     def tracking(self, control_period: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-        """Return sample times and executed minus commanded path (m, 3 columns).
+        """Return sample times and the executed path's deviation from the commanded one.
 
-        The commanded path puts each action's translation in place linearly over one control
-        period from its arrival: what the model asked for, as a servo would execute it.
+        The commanded path puts each action in place linearly over one control period from
+        its arrival (what the model asked for, as a servo would execute it): translations
+        add, rotations (rotation vectors of the Bridge rotations) compose on the left in
+        arrival order. Columns: translation deviation (m), rotation deviation (rotation
+        vector, rad).
         """
         times = np.array([s[0] for s in self.samples])
-        positions = np.array([s[1] for s in self.samples])
         if not len(times) or not self.arrivals:
-            return times, np.zeros((len(times), 3))
-        origin = positions[int(np.clip(np.searchsorted(times, self.arrivals[0]), 0,
-                                       len(times) - 1))]
-        reference = np.zeros((len(times), 3))
-        for at, delta in zip(self.arrivals, self.commanded):
-            reference += np.clip((times - at) / control_period, 0.0, 1.0)[:, None] * delta[:3]
-        return times, positions - origin - reference
+            return times, np.zeros((len(times), 6))
+        first = int(np.clip(np.searchsorted(times, self.arrivals[0]), 0, len(times) - 1))
+        origin, turned = self.samples[first][1], self.samples[first][2]
+        rotations = [quat_to_rotvec(quat_from_rpy(*delta[3:6])) for delta in self.commanded]
+        deviation = np.zeros((len(times), 6))
+        done_q = np.array([0.0, 0.0, 0.0, 1.0])
+        done_p = np.zeros(3)
+        completed = 0
+        for k, (t, position, orientation) in enumerate(self.samples):
+            while (completed < len(self.arrivals)
+                   and self.arrivals[completed] + control_period <= t):
+                done_p = done_p + self.commanded[completed][:3]
+                done_q = quat_multiply(quat_from_rotvec(rotations[completed]), done_q)
+                completed += 1
+            ref_p, ref_q = done_p.copy(), done_q
+            for i in range(completed, len(self.arrivals)):
+                if self.arrivals[i] > t:
+                    break
+                fraction = (t - self.arrivals[i]) / control_period
+                ref_p = ref_p + fraction * self.commanded[i][:3]
+                ref_q = quat_multiply(quat_from_rotvec(fraction * rotations[i]), ref_q)
+            executed_q = quat_multiply(orientation, quat_conjugate(turned))
+            deviation[k, :3] = position - origin - ref_p
+            deviation[k, 3:] = quat_to_rotvec(quat_multiply(executed_q, quat_conjugate(ref_q)))
+        return times, deviation
 
     def action_errors(self, control_period: float = 0.2) -> list[float]:
         """Return each action's translation error in % of its step (NaN for tiny steps)."""
@@ -152,13 +169,12 @@ class ArmRun:
         # The last action's window is cut by the end of the run: leave it out.
         linear = [e for e in self.action_errors(control_period)[:-1] if not math.isnan(e)]
         angular = []
-        ends = self.arrivals[1:]
-        for c, e, start, end in zip(self.commanded, self.executed(), self.arrivals, ends):
+        for c, e in list(zip(self.commanded, self.executed(control_period)))[:-1]:
             wanted = quat_to_rotvec(quat_from_rpy(*c[3:6]))
-            # Rotations only for actions that had the arm to themselves (no blending).
-            if end - start >= control_period + 0.02 and np.linalg.norm(wanted) > 0.01:
+            if np.linalg.norm(wanted) > 0.01:
                 angular.append(np.linalg.norm(e[3:] - wanted) / np.linalg.norm(wanted) * 100)
         _, deviation = self.tracking(control_period)
+        deviation = deviation[:, :3]
         delays = self.motion_start_delays()
         return {'actions': len(self.arrivals),
                 'max_tracking_error_mm': (float(np.linalg.norm(deviation, axis=1).max()) * 1000
