@@ -135,7 +135,10 @@ class MotionOutput:
             self._gripper_pub.publish(Float64(data=float(command.gripper)))
 
     def stop(self) -> None:
-        """Drop the step in progress (zero twist, stale engine, deactivation)."""
+        """Drop the step in progress (zero twist, stale engine, deactivation).
+
+        Returns after any tick in flight has been published; later ticks send zeros.
+        """
         with self._lock:
             self.scheduler.clear()
 
@@ -182,7 +185,9 @@ class MotionOutput:
             velocity = self.scheduler.tick(now)
             velocity = self.envelope.cut_velocity(velocity, self.scheduler.period, now)
             self.counts['stream_ticks'] += 1
-        self._publish_twist(velocity, self._node.get_clock().now().to_msg())
+            # Published under the lock: once stop() has returned, no tick computed before it
+            # can still go out, so the node's final zero twist really is the last word.
+            self._publish_twist(velocity, self._node.get_clock().now().to_msg())
 
     def _publish_twist(self, values: np.ndarray, stamp: Any) -> None:
         twist = TwistStamped()

@@ -301,3 +301,26 @@ def test_stream_goes_on_with_zeros_when_the_engine_hangs(tmp_path):
     # all zeros.
     assert len(twists) >= 25, len(twists)
     assert all(m.twist.linear.x == 0.0 and m.twist.angular.z == 0.0 for m in twists)
+
+
+def test_deactivating_mid_step_ends_the_stream_with_a_zero(tmp_path):
+    policy = ScriptedPolicy(steps=10 ** 6)
+    rig = ArmGraph(tmp_path, 'arm_stop', {'publish_mode': 'stream'}, policy, arm=False)
+    h = rig.h
+    try:
+        rig.start()
+        for index in range(40):
+            h.publish_image(index % 4)
+            if any(m.twist.linear.x != 0.0 for m in h.snapshot('ee_delta')):
+                break
+            time.sleep(0.05)
+        assert any(m.twist.linear.x != 0.0 for m in h.snapshot('ee_delta')), 'no motion'
+        assert h.transition(Transition.TRANSITION_DEACTIVATE)
+        time.sleep(0.5)
+        twists = h.snapshot('ee_delta')
+        time.sleep(0.3)
+        assert len(h.snapshot('ee_delta')) == len(twists), 'the stream outlived deactivation'
+    finally:
+        rig.close()
+    last = twists[-1].twist
+    assert [last.linear.x, last.linear.y, last.linear.z, last.angular.z] == [0.0] * 4
