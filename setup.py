@@ -47,7 +47,8 @@ DATA_FILES = [
 # For pip builds (wheels), also ship a launcher there so `ros2 run` and launch files find the
 # node when AMENT_PREFIX_PATH names the venv.
 if any(command in sys.argv for command in ('bdist_wheel', 'editable_wheel')):
-    DATA_FILES.append((os.path.join('lib', package_name), ['scripts/policy_node']))
+    DATA_FILES.append((os.path.join('lib', package_name),
+                       ['scripts/policy_node', 'scripts/sim_arm']))
 
 setup(
     name=package_name,
@@ -78,6 +79,7 @@ setup(
         'console_scripts': [
             'openvla-ros = openvla_ros.cli:run',
             'policy_node = openvla_ros.node.policy_node:main',
+            'sim_arm = openvla_ros.node.sim_arm:main',
         ],
     },
 )

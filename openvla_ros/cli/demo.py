@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='seconds to run after the node is active (default %(default)s)')
     parser.add_argument('--camera-hz', type=float, default=30.0,
                         help='rate of the generated camera (default %(default)s)')
+    parser.add_argument('--arm', choices=('none', 'sim'), default='none',
+                        help="'sim': drive the simulated arm (its camera feeds the node) and "
+                             'print commanded vs executed displacement per action')
+    parser.add_argument('--publish-mode', choices=('pulse', 'stream'), default='stream',
+                        help='publish_mode with --arm sim (default %(default)s)')
+    parser.add_argument('--plot', default='arm_demo.png', metavar='FILE.png',
+                        help='plot written with --arm sim (default %(default)s)')
     add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
@@ -42,10 +49,25 @@ def run(args: argparse.Namespace) -> int:
     engine = engine_config_from_args(args)
     model = demo.demo_model(args.model)
     print(demo.DISCLAIMER, flush=True)
+    if args.arm == 'sim':
+        return _run_arm(args, model, engine, preparation)
     result = demo.run_demo(model, args.unnorm_key, args.instruction, args.duration,
                            args.camera_hz, engine, preparation=preparation,
                            statistics_file=statistics_file_from_args(args))
     if result['actions'] > 0:
         return 0
     print(demo.failure_line(result, args.duration), flush=True)
+    return 1
+
+
+def _run_arm(args: argparse.Namespace, model: str, engine, preparation) -> int:
+    from openvla_ros.node.parameters import engine_values, preparation_values
+    from openvla_ros.tools.arm_demo import run_arm_demo
+    values = {'statistics_file': statistics_file_from_args(args) or '',
+              **preparation_values(preparation), **engine_values(engine)}
+    run = run_arm_demo(model, args.unnorm_key, args.instruction, args.duration, values,
+                       mode=args.publish_mode, plot=args.plot)
+    if run.arrivals:
+        return 0
+    print(f'[arm] FAILED: {run.reason}', flush=True)
     return 1

@@ -16,7 +16,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 #: Decimal places of the float figures in diagnostics (seconds to 0.1 ms, rates to mHz).
 _DECIMALS = {'engine_startup_s': 2, 'latency_p50_s': 4, 'latency_p95_s': 4,
-             'action_rate_hz': 3, 'last_frame_age_s': 3, 'frame_age_p95_s': 4}
+             'action_rate_hz': 3, 'last_frame_age_s': 3, 'frame_age_p95_s': 4,
+             'ee_pose_age_s': 3, 'stream_idle_fraction': 3}
 
 
 def level_and_message(status: dict[str, Any]) -> tuple[int, str]:
@@ -28,6 +29,8 @@ def level_and_message(status: dict[str, Any]) -> tuple[int, str]:
         return DiagnosticStatus.OK, f'engine {state}'
     if not status['actions']:
         return DiagnosticStatus.WARN, 'active, no action yet'
+    if status.get('motion_warning'):
+        return DiagnosticStatus.WARN, str(status['motion_warning'])
     return DiagnosticStatus.OK, 'active'
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
 from openvla_ros.core.images import DEFAULT_MAX_PIXELS
+from openvla_ros.core.execution import check_workspace, PUBLISH_MODES, ROTATION_CONVENTIONS
 from openvla_ros.core.inference_loop import LoopSettings
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
 from openvla_ros.core.preprocessing import PREPROCESSING_MODES
@@ -139,6 +140,33 @@ TABLE: tuple[Param, ...] = (
           'twist is published', range=(0.1, 3600.0)),
     Param('diagnostics_period', 1.0, 'seconds between diagnostics messages', read_only=True,
           range=(0.01, 60.0)),
+    # Execution on an arm (node/execution.py, core/execution.py; README "Driving a robot").
+    Param('publish_mode', 'pulse',
+          "'pulse' = one ee_delta per action (consumers that integrate by themselves); "
+          "'stream' = delta / control_period at stream_rate_hz for one control period, then "
+          'zeros, for MoveIt Servo (speed_units) and other streaming consumers',
+          read_only=True, choices=PUBLISH_MODES),
+    Param('stream_rate_hz', 50.0, "rate of the ee_delta stream in publish_mode 'stream' (Hz)",
+          read_only=True, range=(1.0, 1000.0)),
+    Param('require_enable', False,
+          'dead-man: no motion unless true arrived on the enable topic within enable_timeout '
+          '(the model keeps running; outputs are zero)'),
+    Param('enable_timeout', 0.5, 'seconds an enable true stays valid', range=(0.01, 60.0)),
+    Param('workspace_min', [0.0, 0.0, 0.0],
+          'lower corner x y z (m, in frame_id) of the workspace box; motion leaving the box is '
+          'cut at it; needs ee_pose; equal corners disable the box'),
+    Param('workspace_max', [0.0, 0.0, 0.0], 'upper corner x y z (m, in frame_id) of the '
+          'workspace box; equal corners disable the box'),
+    Param('ee_pose_timeout', 0.5,
+          'an ee_pose older than this (s, receive time) is stale: no pose target, no motion '
+          'inside a workspace box', range=(0.01, 60.0)),
+    Param('rotation_convention', 'base',
+          "how a rotation delta composes with the current orientation for pose_target: 'base' "
+          "= R_delta * R_current (Bridge/WidowX reference); 'tool' = R_current * R_delta",
+          choices=ROTATION_CONVENTIONS),
+    Param('pose_target', False,
+          'also publish pose_target (PoseStamped) = ee_pose (+) delta for Cartesian pose '
+          'controllers'),
     *_engine_params(),
 )
 
@@ -148,6 +176,10 @@ BY_NAME: dict[str, Param] = {param.name: param for param in TABLE}
 CONDITIONING = tuple(f.name for f in fields(Conditioning))
 #: Parameters that make up the loop settings.
 LOOP = ('max_rate_hz', 'max_image_age', 'command_timeout', 'inference_timeout')
+#: Parameters of execution on an arm (node/execution.py reads them).
+EXECUTION = ('publish_mode', 'stream_rate_hz', 'require_enable', 'enable_timeout',
+             'workspace_min', 'workspace_max', 'ee_pose_timeout', 'rotation_convention',
+             'pose_target')
 
 
 def check_value(param: Param, value: Any) -> str:
@@ -169,6 +201,11 @@ def check_change(current: dict[str, Any], changes: dict[str, Any]) -> str:
             problem = check_value(param, value)
             if problem:
                 return problem
+    if 'workspace_min' in changes or 'workspace_max' in changes:
+        merged = {**current, **changes}
+        problem = check_workspace(list(merged['workspace_min']), list(merged['workspace_max']))
+        if problem:
+            return problem
     if any(name in CONDITIONING for name in changes):
         merged = {**current, **changes}
         return validate(merged['output_mode'], float(merged['control_period']),

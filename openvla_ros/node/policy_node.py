@@ -41,6 +41,7 @@ from openvla_ros.core.processes import end_children, exit_now
 from openvla_ros.core.prompt import InstructionError
 from openvla_ros.core.stats import NS_PER_S, stamp_to_ns
 from openvla_ros.node import diagnostics, parameters, qos
+from openvla_ros.node.execution import MotionOutput
 
 #: ``engine_health`` in diagnostics for each loop state.
 _HEALTH = {LoopState.STOPPED: 'ok', LoopState.RUNNING: 'ok', LoopState.ERROR: 'error',
@@ -81,6 +82,8 @@ class OpenVlaPolicyNode(LifecycleNode):
                                                           qos.COMMANDS)
         self._gripper_pub = self.create_lifecycle_publisher(Float64, 'gripper', qos.COMMANDS)
         self._action_pub = self.create_lifecycle_publisher(Float64MultiArray, 'action', 10)
+        # Pulse or stream, pose targets and the safety envelope (node/execution.py).
+        self._motion = MotionOutput(self, self._values, self._twist_pub, self._gripper_pub)
         # Absolute: the diagnostic aggregator and rqt_robot_monitor read /diagnostics whatever
         # namespace a node runs in. Published in every state ("engine loading" is news too).
         self._diag_pub = self.create_publisher(diagnostics.DiagnosticArray, '/diagnostics', 10)
@@ -146,6 +149,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         if any(name in parameters.CONDITIONING for name in values):
             self._conditioning = parameters.conditioning_from(self._values)
         parameters.loop_settings_from(values, self.loop.settings)
+        self._motion.update(values)
         if instruction is not None and self.loop.use_instruction(*instruction):
             self.get_logger().info(f'instruction (parameter): {instruction[0]!r}')
         return SetParametersResult(successful=True)
@@ -230,6 +234,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.stop_and_release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop the command stream thread, then destroy the node."""
+        self._motion.close()
+        super().destroy_node()
+
     @property
     def is_active(self) -> bool:
         """Return whether the inference loop is running (the node is active)."""
@@ -300,7 +309,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             stamp = self.get_clock().now().to_msg()
         else:
             stamp = frame.msg.header.stamp   # the image's own stamp: it must match to the ns
-        self._publish_command(command, stamp)
+        self._motion.act(command, stamp)
         raw = Float64MultiArray(data=[float(v) for v in prediction.action])
         raw.layout.dim = [MultiArrayDimension(label=_ACTION_LABEL, size=len(ACTION_NAMES),
                                               stride=len(ACTION_NAMES))]
@@ -321,6 +330,7 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     def _publish_zero(self, reason: str) -> None:
         """Publish one zero twist (the gripper is left where it is)."""
+        self._motion.stop()   # a stream drops its step and goes on with zeros
         if self._twist_pub.is_activated:
             self._publish_command(Command.zero(), self.get_clock().now().to_msg())
             self.get_logger().info(f'zero twist published ({reason})')
@@ -355,6 +365,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             'statistics_hash': self._engine.get('statistics_hash', '')}
         values.update(loop)
         values.pop('loop_state')
+        values.update(self._motion.status())
         return values
 
     def diagnostics_status(self) -> diagnostics.DiagnosticStatus:

@@ -38,7 +38,8 @@ def test_copyright():
     """Every source file starts with the licence header (after a shebang line)."""
     missing = []
     files = [*(ROOT / 'openvla_ros').rglob('*.py'), *(ROOT / 'test').rglob('*.py'),
-             *(ROOT / 'launch').glob('*.py'), ROOT / 'setup.py', ROOT / 'scripts' / 'policy_node']
+             *(ROOT / 'launch').glob('*.py'), ROOT / 'setup.py', ROOT / 'scripts' / 'policy_node',
+             ROOT / 'scripts' / 'sim_arm']
     for path in files:
         text = path.read_text()
         if text.startswith('#!'):

@@ -64,3 +64,10 @@ def test_empty_instruction(test_model, image):
     done = run('predict', '--model', str(test_model), '--unnorm-key', 'bridge_orig',
                '--image', str(image), '--instruction', '  ')
     assert_one_line_error(done, 'instruction is empty')
+
+
+def test_sim_arm_refuses_a_slow_servo_loop_and_a_short_benchmark():
+    # Checked before any ROS import: no ROS needed.
+    assert_one_line_error(run('sim-arm', '--rate-hz', '50'), '--rate-hz must be >= 100')
+    assert_one_line_error(run('sim-arm', '--benchmark', '--seconds', '1'),
+                          '--seconds must be at least 2')

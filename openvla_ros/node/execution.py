@@ -1,0 +1,237 @@
+# Copyright 2026 openvla_ros developers
+# SPDX-License-Identifier: Apache-2.0
+"""The policy node's arm-facing outputs: pulse or stream, pose targets, safety envelope.
+
+Glue only: the arithmetic is :mod:`openvla_ros.core.execution` (stream scheduler, pose
+composition, envelope). This module owns the topics ``ee_pose`` (in), ``enable`` (in),
+``pose_target`` (out) and, in ``publish_mode: stream``, the timer that publishes ``ee_delta``
+at ``stream_rate_hz`` with a fresh stamp. The node hands it every conditioned action
+(:meth:`MotionOutput.act`) and every stop (:meth:`MotionOutput.stop`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from geometry_msgs.msg import PoseStamped, TwistStamped
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64
+
+from openvla_ros.core.conditioning import Command
+from openvla_ros.core.execution import rpy_to_rotvec, SafetyEnvelope, StreamScheduler
+from openvla_ros.node import qos
+
+#: Arm drivers publish their pose reliable or best effort; a best-effort reader takes both.
+POSE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+def envelope_from(values: dict[str, Any]) -> SafetyEnvelope:
+    """Return the safety envelope the parameter values ask for (``ValueError`` if invalid)."""
+    return SafetyEnvelope(require_enable=bool(values['require_enable']),
+                          enable_timeout=float(values['enable_timeout']),
+                          workspace_min=[float(v) for v in values['workspace_min']],
+                          workspace_max=[float(v) for v in values['workspace_max']],
+                          ee_pose_timeout=float(values['ee_pose_timeout']))
+
+
+class MotionOutput:
+    """Publish each action the way the arm consumes it, inside the safety envelope."""
+
+    def __init__(self, node: Any, values: dict[str, Any], twist_pub: Any,
+                 gripper_pub: Any) -> None:
+        """Create the topics (and the stream timer) on ``node``; ``values`` is live."""
+        self._node = node
+        self._values = values
+        self._twist_pub = twist_pub
+        self._gripper_pub = gripper_pub
+        self._lock = threading.Lock()
+        self.envelope = envelope_from(values)
+        self.stream = values['publish_mode'] == 'stream'
+        self.scheduler = StreamScheduler(float(values['control_period']),
+                                         float(values['stream_rate_hz']))
+        self.counts = {'motion_held': 0, 'pose_targets': 0, 'pose_targets_skipped': 0,
+                       'stream_ticks': 0, 'bad_ee_poses': 0}
+        self.hold_reason = ''
+        self._pose_pub = node.create_lifecycle_publisher(PoseStamped, 'pose_target',
+                                                         qos.COMMANDS)
+        group = MutuallyExclusiveCallbackGroup()
+        node.create_subscription(PoseStamped, 'ee_pose', self._on_pose, POSE_QOS,
+                                 callback_group=group)
+        node.create_subscription(Bool, 'enable', self._on_enable, 10, callback_group=group)
+        # Its own thread on absolute deadlines, not an executor timer: a busy executor (image
+        # callbacks, services, other nodes) must not delay the stream, since a gap longer than
+        # the consumer's timeout halts the arm. In pulse mode it only watches the envelope, so
+        # a lapsing dead-man gets its zero twist at once.
+        self._closed = threading.Event()
+        self._was_held = True       # no error for the state the node starts in
+        threading.Thread(target=self._stream, name='openvla-stream', daemon=True).start()
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        try:
+            with self._lock:
+                self.envelope.on_pose([p.x, p.y, p.z], [q.x, q.y, q.z, q.w], time.monotonic())
+        except ValueError as error:
+            self.counts['bad_ee_poses'] += 1
+            self._node._problem('ee_pose', f'ee_pose ignored: {error}', 'error')
+
+    def _on_enable(self, msg: Bool) -> None:
+        with self._lock:
+            self.envelope.on_enable(bool(msg.data), time.monotonic())
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply run-time parameter changes (already validated); keeps pose and enable."""
+        if not any(name in changes for name in ('require_enable', 'enable_timeout',
+                                                'workspace_min', 'workspace_max',
+                                                'ee_pose_timeout', 'control_period')):
+            return
+        with self._lock:
+            old, self.envelope = self.envelope, envelope_from(self._values)
+            self.envelope.keep_state_of(old)
+            self.scheduler.control_period = float(self._values['control_period'])
+
+    # ------------------------------------------------------------------ outputs
+
+    def act(self, command: Command, stamp: Any) -> None:
+        """Execute one conditioned action (called for every published action)."""
+        now = time.monotonic()
+        delta = np.concatenate([command.linear, command.angular]).astype(np.float64)
+        per_step = self._values['output_mode'] == 'velocity'
+        period = float(self._values['control_period'])
+        if per_step:
+            delta = delta * period   # the scheduler and the box work in m, rad per step
+        with self._lock:
+            why = self.envelope.why_not(now)
+            if why:
+                self.counts['motion_held'] += 1
+                self.hold_reason = why
+                self.scheduler.clear()
+            else:
+                self.hold_reason = ''
+                delta, _ = self.envelope.cut_delta(delta, now)
+                target = (self.envelope.target(delta, self._values['rotation_convention'], now)
+                          if self._values['pose_target'] else None)
+                if self.stream:
+                    # Servo integrates an angular velocity: send the rotation vector of the
+                    # Bridge rotation so the integral is that rotation exactly.
+                    self.scheduler.push(np.concatenate([delta[:3], rpy_to_rotvec(*delta[3:])]))
+        if why:
+            self._node._problem('motion', f'action not executed: {why}', 'warning')
+            if not self.stream:
+                self._publish_twist(np.zeros(6), stamp)
+            return
+        if self._values['pose_target']:
+            self._publish_target(target)
+        if not self.stream:
+            self._publish_twist(delta / period if per_step else delta, stamp)
+        if not np.isnan(command.gripper):
+            self._gripper_pub.publish(Float64(data=float(command.gripper)))
+
+    def stop(self) -> None:
+        """Drop the step in progress (zero twist, stale engine, deactivation).
+
+        Returns after any tick in flight has been published; later ticks send zeros.
+        """
+        with self._lock:
+            self.scheduler.clear()
+
+    def close(self) -> None:
+        """Stop the stream thread (the node is being destroyed)."""
+        self._closed.set()
+
+    def _stream(self) -> None:
+        period = self.scheduler.period
+        deadline = time.monotonic()
+        while not self._closed.is_set() and self._node.context.ok():
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay < -period:
+                deadline = time.monotonic()     # fell behind: resynchronize, never burst
+            elif delay > 0.0:
+                self._closed.wait(delay)
+            try:
+                self._tick()
+            except Exception as error:  # noqa: B902 - a destroyed publisher ends the stream
+                if self._closed.is_set() or not self._node.context.ok():
+                    return
+                self._node._problem('stream', f'stream tick failed: {error!r}', 'error')
+
+    def _tick(self) -> None:
+        if not self._twist_pub.is_activated:
+            self._was_held = True
+            return
+        now = time.monotonic()
+        with self._lock:
+            why = self.envelope.why_not(now)
+            stopped = bool(why) and not self._was_held
+            self._was_held = bool(why)
+        if stopped:
+            # Motion was allowed and no longer is (dead-man lapsed, pose lost): say so once.
+            self._node.get_logger().error(f'motion stopped: {why}')
+            if not self.stream:
+                self._publish_twist(np.zeros(6), self._node.get_clock().now().to_msg())
+        if not self.stream:
+            return
+        with self._lock:
+            if why:
+                self.scheduler.clear()       # a disabled arm must not resume an old step
+            velocity = self.scheduler.tick(now)
+            velocity = self.envelope.cut_velocity(velocity, self.scheduler.period, now)
+            self.counts['stream_ticks'] += 1
+            # Published under the lock: once stop() has returned, no tick computed before it
+            # can still go out, so the node's final zero twist really is the last word.
+            self._publish_twist(velocity, self._node.get_clock().now().to_msg())
+
+    def _publish_twist(self, values: np.ndarray, stamp: Any) -> None:
+        twist = TwistStamped()
+        twist.header.stamp = stamp
+        twist.header.frame_id = self._values['frame_id']
+        t = twist.twist
+        t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z = (
+            float(v) for v in values)
+        self._twist_pub.publish(twist)
+
+    def _publish_target(self, target: Any) -> None:
+        if target is None:
+            self.counts['pose_targets_skipped'] += 1
+            self._node._problem('pose_target', 'no pose_target: no ee_pose younger than '
+                                f"ee_pose_timeout ({self._values['ee_pose_timeout']} s)",
+                                'warning')
+            return
+        position, orientation = target
+        msg = PoseStamped()
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.header.frame_id = self._values['frame_id']
+        p, q = msg.pose.position, msg.pose.orientation
+        p.x, p.y, p.z = (float(v) for v in position)
+        q.x, q.y, q.z, q.w = (float(v) for v in orientation)
+        self._pose_pub.publish(msg)
+        self.counts['pose_targets'] += 1
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def status(self) -> dict[str, Any]:
+        """Return the execution figures for diagnostics (``motion_warning``: why WARN)."""
+        now = time.monotonic()
+        with self._lock:
+            pose = self.envelope.pose
+            why = self.envelope.why_not(now)
+            stale = self._values['pose_target'] and self.envelope.fresh_pose(now) is None
+            values: dict[str, Any] = {
+                'publish_mode': self._values['publish_mode'],
+                'motion_allowed': not why,
+                'ee_pose_age_s': now - pose.received if pose else float('nan'),
+                'workspace_cuts': self.envelope.cuts,
+                'stream_idle_fraction': self.scheduler.idle_fraction(),
+                'stream_early_actions': self.scheduler.early}
+            values.update(self.counts)
+        warning = why or ('pose_target is on but ee_pose is stale or missing' if stale else '')
+        values['motion_warning'] = warning
+        return values
