@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
-from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.execution import check_workspace, PUBLISH_MODES, ROTATION_CONVENTIONS
+from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.inference_loop import LoopSettings
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
 from openvla_ros.core.preprocessing import PREPROCESSING_MODES
