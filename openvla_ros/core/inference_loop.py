@@ -326,6 +326,9 @@ class InferenceLoop:
     def start(self, thread: bool = True) -> None:
         """Start acting on frames that arrive from now on (``thread`` False: call step())."""
         self.slot.clear()
+        # A request left in the engine by a stop belongs to before it (another instruction,
+        # another goal): abandon it so its result is never published after this start.
+        self._request = None
         self.stats.reset()
         self._last_action_time = self._last_publish = None
         self._zero_sent = True
