@@ -32,6 +32,7 @@ SUBCOMMAND_MODULES = (
     'openvla_ros.cli.benchmark',
     'openvla_ros.cli.doctor',
     'openvla_ros.cli.serve',
+    'openvla_ros.cli.run',
 )
 
 
