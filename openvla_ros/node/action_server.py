@@ -85,8 +85,10 @@ class InstructionActionServer:
         self._enabled = False
         self._latest: GoalRun | None = None    # the newest accepted goal
         self._runs: dict[str, GoalRun] = {}    # accepted goals whose thread has not run yet
-        self._owner: GoalRun | None = None     # the goal the loop acts for; None: topic mode
-        self._idle = False                     # a goal ended: hold still until the next input
+        # (owner, idle): the goal the loop acts for (None: topic mode), and whether the node
+        # holds still after a goal. One tuple, replaced whole: the loop's thread reads it
+        # without the lock, which is held while the loop is stopped (no lock-order cycle).
+        self._mode: tuple[GoalRun | None, bool] = (None, False)
         self._loop.outputs = _GoalOutputs(self, self._loop.outputs)
         self._server = ActionServer(
             node, ExecuteInstruction, ACTION_NAME, execute_callback=self._execute,
@@ -102,16 +104,16 @@ class InstructionActionServer:
     def activate(self) -> None:
         """Accept goals from now on (the node became active: topic mode)."""
         with self._lock:
-            self._enabled, self._idle = True, False
+            self._enabled, self._mode = True, (None, False)
 
     def deactivate(self, why: str = 'the node was deactivated') -> None:
         """Refuse goals and end the running one (DEACTIVATED); the node then stops the loop."""
         with self._lock:
             self._enabled = False
-            run, owned = self._latest, self._owner is not None
+            run, owned = self._latest, self._mode[0] is not None
             # Drop anything computed until the node's stop, and never resume the goal's task
             # at the next activation.
-            self._owner, self._idle = None, True
+            self._mode = (None, True)
             if owned:
                 self._loop.use_instruction('', None)
         if run is not None and run.end(EndReason.DEACTIVATED, why, self._now()):
@@ -121,8 +123,8 @@ class InstructionActionServer:
     def instruction_changed(self, source: str) -> None:
         """Let an instruction from the topic or a parameter take over (the latest wins)."""
         with self._lock:
-            run, was_idle = self._owner, self._idle
-            self._owner, self._idle = None, False
+            run, was_idle = self._mode
+            self._mode = (None, False)
             if run is not None:
                 run.end(EndReason.PREEMPTED, f'preempted by the instruction {source}',
                         self._now())
@@ -137,8 +139,7 @@ class InstructionActionServer:
 
     def status(self) -> dict[str, Any]:
         """Return the action's figures for diagnostics."""
-        with self._lock:
-            run, idle = self._owner, self._idle
+        run, idle = self._mode
         mode = 'goal' if run is not None else ('idle' if idle else 'topic')
         return {'instruction_source': mode,
                 'goal_id': run.goal_id if run is not None else '',
@@ -217,7 +218,7 @@ class InstructionActionServer:
             return
         loop.stop(f'goal {run.goal_id} starts', join_timeout=1.0)
         loop.use_instruction(text, ids)
-        self._owner, self._idle = run, False
+        self._mode = (run, False)
         run.begin(self._now(), self._failures())
         loop.start()
         limits = ', '.join(part for part in (
@@ -239,7 +240,7 @@ class InstructionActionServer:
                         error=self._loop.last_error)
             elif state is LoopState.STOPPED and run.started:
                 with self._lock:
-                    lost = self._owner is run
+                    lost = self._mode[0] is run
                 if lost:   # stopped by someone else: the node left the active state
                     run.end(EndReason.DEACTIVATED, 'the inference loop was stopped', now)
             for item in run.take_feedback(now, state.value):
@@ -251,10 +252,9 @@ class InstructionActionServer:
     def _finish(self, run: GoalRun) -> None:
         """Stop acting for an ended goal: zero twist, no instruction, hold still."""
         with self._lock:
-            if self._owner is not run:
+            if self._mode[0] is not run:
                 return   # a newer goal or the topic took the loop over (and stopped it)
-            self._owner = None
-            self._idle = self._enabled
+            self._mode = (None, self._enabled)
             reason = run.reason or EndReason.UNKNOWN
             self._loop.stop(f'goal {run.goal_id} ended: {reason.text}', join_timeout=1.0)
             self._loop.use_instruction('', None)
@@ -295,8 +295,7 @@ class InstructionActionServer:
 
     def gate(self) -> GoalRun | None | bool:
         """Return the goal an action is for, None in topic mode, False to drop the action."""
-        with self._lock:
-            run, idle = self._owner, self._idle
+        run, idle = self._mode
         if run is not None:
             return run if run.live else False
         return False if idle else None
