@@ -31,6 +31,11 @@ for tool in cmake ninja; do
   }
 done
 
+# A build directory configured for another prefix has that prefix's packages cached: start over.
+if [ -f "$build/CMakeCache.txt" ] \
+    && ! grep -qx "CMAKE_INSTALL_PREFIX:PATH=$venv" "$build/CMakeCache.txt"; then
+  rm -rf "$build"
+fi
 mkdir -p "$build"
 echo "[interfaces] building openvla_ros_interfaces into $venv"
 started=$(date +%s)

@@ -2,6 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """One ExecuteInstruction goal served with the real vLLM engine on the generated checkpoint."""
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -79,3 +83,18 @@ def test_a_goal_with_the_real_engine_succeeds_with_the_engine_actions(policy, te
         np.testing.assert_allclose(result.last_action, direct, rtol=1e-6)
     finally:
         graph.close()
+
+
+def test_the_demo_runs_its_task_as_a_goal(test_model):
+    done = subprocess.run([sys.executable, '-m', 'openvla_ros.cli', 'demo', '--model',
+                           str(test_model), '--duration', '25', '--camera-hz', '10'],
+                          capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert re.search(r"\[demo\] goal accepted: '.+' for 25 s", done.stdout), done.stdout
+    line = re.search(r'\[demo\] goal \(ExecuteInstruction\): succeeded: time_limit: reached '
+                     r'timeout_s \(25 s\) after (\d+) steps?', done.stdout)
+    assert line, done.stdout[-2000:]
+    actions = re.search(r'\[demo\] (\d+) actions in', done.stdout)
+    # The demo's count stops at its own end, a moment before the goal's (it started just
+    # after activation): every counted action was a goal step, and at most one came after.
+    assert actions and 0 <= int(line.group(1)) - int(actions.group(1)) <= 1
