@@ -353,3 +353,16 @@ def test_after_a_goal_a_topic_message_resumes_acting(graph):
     assert wait_until(lambda: graph.node.loop.instruction[0] == 'wipe the table')
     h.publish_image(2)
     assert wait_until(lambda: len(moving(h)) == 2)
+
+
+def test_instruction_parameter_preempts_a_goal(graph):
+    h = graph.harness
+    goal = Goal(graph.client, max_steps=10).started()
+    assert h.set_parameter('instruction', 'stack the cups').successful
+    wrapped = goal.result()
+    assert wrapped.status == GoalStatus.STATUS_ABORTED
+    assert wrapped.result.reason_text == 'preempted'
+    assert 'instruction parameter' in wrapped.result.message
+    h.publish_image(2)
+    assert wait_until(lambda: len(moving(h)) == 1)
+    assert graph.shared.instructions == ['stack the cups']
