@@ -22,6 +22,7 @@ How goals and the instruction topic share the node (the latest instruction wins)
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -186,9 +187,11 @@ class InstructionActionServer:
         goal_handle.execute()
 
     def _on_cancel(self, goal_handle: Any) -> CancelResponse:
-        """Accept every cancel; the goal's thread sees it within a tick and stops the loop."""
-        # rclpy marks the goal canceling only after this returns, so the ending is decided by
-        # the goal's thread (CANCELED needs that state); waking it here would come too early.
+        """Accept every cancel and end the goal now: its thread stops the loop at once."""
+        with self._lock:
+            run = self._latest
+        if run is not None and run.goal_id == bytes(goal_handle.goal_id.uuid).hex()[:8]:
+            run.end(EndReason.CANCELLED, 'cancelled by the client', self._now())
         return CancelResponse.ACCEPT
 
     def _execute(self, goal_handle: Any) -> Any:
@@ -266,7 +269,7 @@ class InstructionActionServer:
         if outcome.reason.outcome == 'succeeded':
             goal_handle.succeed()
             log.info(f'goal {run.goal_id} succeeded: {outcome.message}')
-        elif outcome.reason.outcome == 'canceled' and goal_handle.is_cancel_requested:
+        elif outcome.reason.outcome == 'canceled' and _cancel_state(goal_handle):
             goal_handle.canceled()
             log.info(f'goal {run.goal_id} canceled: {outcome.message}')
         else:
@@ -346,6 +349,20 @@ class _GoalOutputs:
             run.end(EndReason.ENGINE_ERROR, 'the engine died', self._server._now(),
                     error=message)
         self._inner.engine_dead(message)
+
+
+def _cancel_state(goal_handle: Any, wait_s: float = 2.0) -> bool:
+    """Return whether the goal reached the canceling state (CANCELED is only valid from it).
+
+    rclpy moves a goal there right after the cancel callback returns, while the goal's thread,
+    woken by that callback, may already be stopping the loop: wait for it briefly.
+    """
+    deadline = time.monotonic() + wait_s
+    while not goal_handle.is_cancel_requested:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def _feedback_msg(item: Feedback) -> Any:
