@@ -188,9 +188,11 @@ def test_goal_feedback_per_action_then_success_at_the_step_limit(graph):
                                                    'step_limit')
     assert result.steps == 3 and result.elapsed_s > 0.0
     np.testing.assert_allclose(result.last_action, expected_action(7))
-    # One feedback per action, in order, each carrying that action.
-    assert wait_until(lambda: [s for s in goal.steps_seen() if s] == [1, 2, 3])
-    per_action = [f for f in goal.feedback if f.step]
+    # A feedback for every action, in order, each carrying that action (a heartbeat, once a
+    # second without an action, repeats the last step).
+    assert wait_until(lambda: sorted(set(goal.steps_seen())) == [0, 1, 2, 3])
+    assert goal.steps_seen() == sorted(goal.steps_seen())
+    per_action = [next(f for f in goal.feedback if f.step == step) for step in (1, 2, 3)]
     for feedback, index in zip(per_action, (2, 5, 7)):
         np.testing.assert_allclose(feedback.action, expected_action(index))
         assert feedback.latency_s == pytest.approx(0.01) and feedback.max_steps == 3
