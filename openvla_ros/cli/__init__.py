@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = (
     'openvla_ros.cli.doctor',
     'openvla_ros.cli.serve',
     'openvla_ros.cli.sim_arm',
+    'openvla_ros.cli.run',
 )
 
 

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         unnorm_key_default='bridge_orig', unnorm_key_help='dataset statistics (default '
                                                           '%(default)s)')
     parser.add_argument('--instruction', default=DEMO_INSTRUCTION,
-                        help='task sent on the instruction topic')
+                        help='the task, sent as an ExecuteInstruction goal limited to '
+                             '--duration (on the instruction topic where the action interface '
+                             'is not installed)')
     parser.add_argument('--duration', type=float, default=30.0,
                         help='seconds to run after the node is active (default %(default)s)')
     parser.add_argument('--camera-hz', type=float, default=30.0,

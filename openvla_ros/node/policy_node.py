@@ -40,7 +40,7 @@ from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE
 from openvla_ros.core.processes import end_children, exit_now
 from openvla_ros.core.prompt import InstructionError
 from openvla_ros.core.stats import NS_PER_S, stamp_to_ns
-from openvla_ros.node import diagnostics, parameters, qos
+from openvla_ros.node import action_server, diagnostics, parameters, qos
 from openvla_ros.node.execution import MotionOutput
 
 #: ``engine_health`` in diagnostics for each loop state.
@@ -97,6 +97,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.create_subscription(String, 'instruction', self._on_instruction, qos.LATCHED,
                                  callback_group=group)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._actions = action_server.attach(self)   # ~/execute_instruction (goals)
         self.create_timer(float(self._values['diagnostics_period']), self._publish_diagnostics,
                           callback_group=group)
         # The engine-death path runs on the loop's thread; its deactivation runs here, in the
@@ -130,6 +131,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             return
         if changed:
             self.get_logger().info(f'instruction (topic): {self.loop.instruction[0]!r}')
+        self._actions.instruction_changed('topic')   # the latest instruction wins over a goal
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         """Validate run-time changes; take or refuse the whole set."""
@@ -152,6 +154,8 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._motion.update(values)
         if instruction is not None and self.loop.use_instruction(*instruction):
             self.get_logger().info(f'instruction (parameter): {instruction[0]!r}')
+        if instruction is not None:
+            self._actions.instruction_changed('parameter')
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -211,11 +215,13 @@ class OpenVlaPolicyNode(LifecycleNode):
         result = super().on_activate(state)
         self.loop.start()
         self._phase = 'active'
+        self._actions.activate()
         self.get_logger().info('active: publishing actions')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the loop and leave the robot with a zero twist."""
+        self._actions.deactivate('the node was deactivated')
         self._stop_loop('deactivate')
         return super().on_deactivate(state)
 
@@ -235,7 +241,8 @@ class OpenVlaPolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        """Stop the command stream thread, then destroy the node."""
+        """Remove the action server, stop the command stream thread, then destroy the node."""
+        self._actions.destroy()
         self._motion.close()
         super().destroy_node()
 
@@ -250,6 +257,11 @@ class OpenVlaPolicyNode(LifecycleNode):
         return self.loop.trace
 
     @property
+    def conditioning(self) -> Any:
+        """Return how actions currently become commands: scale, clamps, gripper."""
+        return self._conditioning
+
+    @property
     def configure_failed(self) -> bool:
         """Return whether the last configure failed (the process then exits non-zero)."""
         return self._configure_failed
@@ -260,6 +272,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         ``fast`` (process exit only) terminates the engine's processes instead of waiting for
         vLLM's graceful shutdown; see :meth:`VllmPolicy.close`.
         """
+        self._actions.deactivate('the node is shutting down')
         self._stop_loop('shutdown', join=not fast)
         self._release(fast=fast)
 
@@ -366,6 +379,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         values.update(loop)
         values.pop('loop_state')
         values.update(self._motion.status())
+        values.update(self._actions.status())
         return values
 
     def diagnostics_status(self) -> diagnostics.DiagnosticStatus:
@@ -478,8 +492,9 @@ def main(args: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node = OpenVlaPolicyNode()
-    # Two threads: a configure that loads the engine for a minute must not stop diagnostics.
-    executor = MultiThreadedExecutor(num_threads=2)
+    # A configure that loads the engine for a minute must not stop diagnostics, and a running
+    # goal holds one thread (two while one goal preempts another).
+    executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     threading.Thread(target=_spin, args=(executor, stop), name='ros-executor',
                      daemon=True).start()

@@ -66,6 +66,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     The summary has ``actions`` (0 when none came, with ``reason`` saying why), the time to the
     first action, the rate counted from the first action, and the engine figures.
     """
+    from rclpy.action import ActionClient
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
@@ -75,15 +76,22 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     from openvla_ros.tools.harness import NodeRunner
     from openvla_ros.tools.synthetic import scene_image
 
+    goals = _goal_interface()
     # The demo's camera and node live in this process: NodeRunner keeps DDS on loopback.
-    runner = NodeRunner({'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
+    # With the action interface installed the task goes as a goal (ExecuteInstruction) with
+    # the demo's duration as its time limit; without it, on the instruction topic.
+    runner = NodeRunner({'model': model, 'unnorm_key': unnorm_key,
+                         'instruction': '' if goals else instruction,
                          'statistics_file': statistics_file or '',
                          **preparation_values(preparation),
                          **engine_values(engine or EngineConfig())})
     node = runner.node
     peer = runner.add_peer('openvla_demo')
     camera = peer.create_publisher(Image, 'image', 10)
-    peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
+    if goals is None:
+        peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
+    else:
+        client = ActionClient(peer, goals, 'openvla_policy/execute_instruction')
     received: list[float] = []
     started = [0.0]
 
@@ -124,9 +132,13 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
               f"from {status['statistics_source']}", flush=True)
         runner.activate()
         started[0] = time.monotonic()
+        result = _send_goal(client, goals, instruction, duration) if goals else None
         superseded_before = node.status()['frames_superseded']
         _wait(duration, started[0], received, _waiting_note(status['engine_dtype']))
         summary = _summary(node, received, started[0], count[0], superseded_before)
+        if result is not None:
+            summary['goal'] = _goal_line(result)
+            print(f"[demo] goal (ExecuteInstruction): {summary['goal']}", flush=True)
         if summary['actions']:
             _print_summary(summary, camera_hz)
         else:
@@ -144,6 +156,49 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         runner.close(fast=True)
         deadline.cancel()
     return summary
+
+
+def _goal_interface() -> Any:
+    """Return the ExecuteInstruction action type, or None when it is not installed."""
+    try:
+        from openvla_ros_interfaces.action import ExecuteInstruction
+    except ImportError:
+        return None
+    return ExecuteInstruction
+
+
+def _send_goal(client: Any, action: Any, instruction: str, duration: float) -> Any:
+    """Send the demo's task as a goal limited to ``duration`` s; return its result future."""
+    if not client.wait_for_server(timeout_sec=10.0):
+        print('[demo] the node serves no ExecuteInstruction action', flush=True)
+        return None
+    sent = client.send_goal_async(action.Goal(instruction=instruction,
+                                              timeout_s=float(duration)))
+    deadline = time.monotonic() + 10.0
+    while not sent.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle = sent.result() if sent.done() else None
+    if handle is None or not handle.accepted:
+        print(f"[demo] the goal was refused: {'no answer' if handle is None else 'rejected'}",
+              flush=True)
+        return None
+    print(f'[demo] goal accepted: {instruction!r} for {duration:g} s', flush=True)
+    return handle.get_result_async()
+
+
+def _goal_line(result: Any, wait_s: float = 5.0) -> str:
+    """Return how the demo's goal ended (it ends by its time limit as the demo does)."""
+    deadline = time.monotonic() + wait_s
+    while not result.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not result.done():
+        return f'no result within {wait_s:g} s of the end'
+    from action_msgs.msg import GoalStatus
+
+    statuses = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_CANCELED: 'canceled',
+                GoalStatus.STATUS_ABORTED: 'aborted'}
+    wrapped = result.result()
+    return f"{statuses.get(wrapped.status, 'unknown')}: {wrapped.result.message}"
 
 
 def _waiting_note(dtype: str) -> str:

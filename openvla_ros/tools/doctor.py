@@ -130,6 +130,13 @@ def check_ros() -> list[Check]:
                             'ros2 launch'))
     else:
         checks.append(Check('launch', OK, 'launch and launch_ros importable'))
+    if importlib.util.find_spec('openvla_ros_interfaces') is None:
+        checks.append(Check('actions', WARN, 'openvla_ros_interfaces not built: the node serves '
+                                             'no ~/execute_instruction action',
+                            'scripts/build_interfaces.sh (pip), or colcon (ROS distribution)'))
+    else:
+        checks.append(Check('actions', OK, 'openvla_ros_interfaces importable: '
+                                           '~/execute_instruction is served'))
     if importlib.util.find_spec('cv_bridge') is None:
         checks.append(Check('cv_bridge', OK, 'absent: the built-in image converter is used'))
     else:

@@ -133,6 +133,24 @@ class TestActionsFlow(unittest.TestCase):
         self.assertEqual(len(actions[0].data), 7)
         self.assertEqual(twists[0].header.frame_id, 'base_link')
 
+    def test_the_action_is_served(self):
+        try:
+            from openvla_ros_interfaces.action import ExecuteInstruction
+        except ImportError:
+            self.skipTest('openvla_ros_interfaces is not built: run scripts/build_interfaces.sh')
+        from rclpy.action import ActionClient
+        rclpy.init()
+        node = rclpy.create_node('launch_test_action_probe')
+        try:
+            client = ActionClient(node, ExecuteInstruction,
+                                  '/launch_test/openvla_policy/execute_instruction')
+            self.assertTrue(client.wait_for_server(timeout_sec=60.0),
+                            'the launched node serves no ~/execute_instruction action')
+            client.destroy()
+        finally:
+            node.destroy_node()
+            rclpy.shutdown()
+
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / 'openvla_ros'
 #: Each layer and the layers it must not import (imports only go cli -> tools -> node -> core).
 FORBIDDEN = {'core': ('node', 'tools', 'cli'), 'node': ('tools', 'cli'), 'tools': ('cli',)}
 VERBS = ('predict', 'prepare-image', 'make-test-model', 'demo', 'make-bag', 'evaluate',
-         'replay', 'benchmark', 'doctor', 'serve', 'sim-arm')
+         'replay', 'benchmark', 'doctor', 'serve', 'sim-arm', 'run')
 
 
 def _imports(path):

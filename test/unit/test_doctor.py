@@ -63,3 +63,16 @@ def test_a_failed_check_fails_the_command(monkeypatch, capsys):
     monkeypatch.setattr(doctor, 'diagnose', lambda: ([check], {'dtype': 'float32'}))
     assert doctor_command.run(type('Args', (), {'json': False})()) == 1
     assert '[FAIL] vllm: not installed' in capsys.readouterr().out
+
+
+def test_doctor_says_whether_the_action_interface_is_built(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    for built, level in ((False, doctor.WARN), (True, doctor.OK)):
+        monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a, built=built: (
+            (object() if built else None) if name == 'openvla_ros_interfaces'
+            else real(name, *a)))
+        check = next(c for c in doctor.check_ros() if c.name == 'actions')
+        assert check.level == level
+        if not built:
+            assert 'scripts/build_interfaces.sh' in check.fix

@@ -456,3 +456,17 @@ def test_a_request_from_before_a_stop_is_not_published_after_the_next_start(rig)
     policy.gate = None
     loop.put_frame(2, clock.now())
     settle(loop, lambda: out.actions() == [2])
+def test_a_request_from_before_a_stop_is_never_published_after_a_restart(rig):
+    loop, clock, policy, out = rig
+    policy.gate = threading.Event()
+    loop.put_frame(1, clock.now())
+    loop.step()                               # frame 1 is in the engine
+    assert [call[0] for call in policy.calls] == [1]
+    loop.stop('new goal')
+    loop.set_instruction('open the drawer')
+    loop.start(thread=False)
+    policy.gate.set()                         # frame 1's answer comes after the restart
+    loop.put_frame(2, clock.now())
+    settle(loop, lambda: len(out.actions()) == 1)
+    assert out.actions() == [2]
+    assert policy.calls[-1][1] == 'open the drawer'
