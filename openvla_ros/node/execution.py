@@ -11,19 +11,24 @@ at ``stream_rate_hz`` with a fresh stamp. The node hands it every conditioned ac
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64
 
 from openvla_ros.core.conditioning import Command
 from openvla_ros.core.execution import rpy_to_rotvec, SafetyEnvelope, StreamScheduler
 from openvla_ros.node import qos
+
+#: The interpreter's thread switch interval while this node runs (see MotionOutput).
+STREAM_SWITCH_INTERVAL_S = 0.0002
 
 #: Arm drivers publish their pose reliable or best effort; a best-effort reader takes both.
 POSE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -59,16 +64,37 @@ class MotionOutput:
         self.hold_reason = ''
         self._pose_pub = node.create_lifecycle_publisher(PoseStamped, 'pose_target',
                                                          qos.COMMANDS)
-        group = MutuallyExclusiveCallbackGroup()
-        node.create_subscription(PoseStamped, 'ee_pose', self._on_pose, POSE_QOS,
-                                 callback_group=group)
-        node.create_subscription(Bool, 'enable', self._on_enable, 10, callback_group=group)
+        # The arm's pose arrives at the driver's rate (100 Hz and more). On the node's
+        # MultiThreadedExecutor every message is a task handed to its thread pool, and rclpy's
+        # executor re-offers a queued task without waiting until a pool thread starts it: at
+        # 100 Hz that kept one core busy and starved the stream thread of the GIL (gaps up to
+        # 1.8 s measured with the simulated arm). These two inputs are cheap, so a small node of
+        # their own spins them on a single-threaded executor in its own thread. Relative names:
+        # the same remappings apply (launch passes them to every node of the process).
+        self._inputs = rclpy.create_node(f'{node.get_name()}_motion_inputs',
+                                         namespace=node.get_namespace(), context=node.context,
+                                         start_parameter_services=False)
+        self._inputs.create_subscription(PoseStamped, 'ee_pose', self._on_pose, POSE_QOS)
+        self._inputs.create_subscription(Bool, 'enable', self._on_enable, 10)
+        self._input_executor = SingleThreadedExecutor(context=node.context)
+        self._input_executor.add_node(self._inputs)
+        threading.Thread(target=self._spin_inputs, name='openvla-motion-inputs',
+                         daemon=True).start()
         # Its own thread on absolute deadlines, not an executor timer: a busy executor (image
         # callbacks, services, other nodes) must not delay the stream, since a gap longer than
         # the consumer's timeout halts the arm. In pulse mode it only watches the envelope, so
         # a lapsing dead-man gets its zero twist at once.
         self._closed = threading.Event()
         self._was_held = True       # no error for the state the node starts in
+        # rclpy's MultiThreadedExecutor offers a queued callback again and again until a pool
+        # thread starts it; each start needs the GIL, which the offering thread holds for the
+        # interpreter's switch interval (5 ms by default). Under a steady message rate that
+        # feeds on itself: measured with the simulated arm, one core busy and stream ticks
+        # late by up to 1.2 s (a Servo halts after 0.1 s). A shorter interval lets waiting
+        # threads in sooner and breaks the cycle (one core -> 0.4 of a core at 0.2 ms, and the
+        # stream on time); the engine runs in its own processes, so little else here pays.
+        if sys.getswitchinterval() > STREAM_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(STREAM_SWITCH_INTERVAL_S)
         threading.Thread(target=self._stream, name='openvla-stream', daemon=True).start()
 
     # ------------------------------------------------------------------ inputs
@@ -143,8 +169,16 @@ class MotionOutput:
             self.scheduler.clear()
 
     def close(self) -> None:
-        """Stop the stream thread (the node is being destroyed)."""
+        """Stop the stream and input threads (the node is being destroyed)."""
         self._closed.set()
+        self._input_executor.shutdown(timeout_sec=1.0)
+        self._inputs.destroy_node()
+
+    def _spin_inputs(self) -> None:
+        try:
+            self._input_executor.spin()
+        except ExternalShutdownException:
+            pass   # the context is shutting down with the process
 
     def _stream(self) -> None:
         period = self.scheduler.period

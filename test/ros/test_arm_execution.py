@@ -79,10 +79,14 @@ class ArmGraph:
         self.h = self.graph.harness
         self.arm = None
         if arm:
-            self.arm = SimArmNode(namespace='/' + namespace, parameter_overrides=[
+            # In the policy node's context, as `demo --arm sim` runs it: an executor spinning a
+            # second context in the same process kept the node's executor busy (one core) and
+            # starved the stream thread of the GIL.
+            context = self.graph.runner.context
+            self.arm = SimArmNode(namespace='/' + namespace, context=context, parameter_overrides=[
                 Parameter('input', value=arm_input), Parameter('camera_hz', value=10.0),
                 Parameter('image_size', value=64), Parameter('rate_hz', value=100.0)])
-            self.executor = SingleThreadedExecutor()
+            self.executor = SingleThreadedExecutor(context=context)
             self.executor.add_node(self.arm)
             threading.Thread(target=self.executor.spin, daemon=True).start()
 
