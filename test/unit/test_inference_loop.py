@@ -456,6 +456,8 @@ def test_a_request_from_before_a_stop_is_not_published_after_the_next_start(rig)
     policy.gate = None
     loop.put_frame(2, clock.now())
     settle(loop, lambda: out.actions() == [2])
+
+
 def test_a_request_from_before_a_stop_is_never_published_after_a_restart(rig):
     loop, clock, policy, out = rig
     policy.gate = threading.Event()
