@@ -61,3 +61,14 @@ def build_workspace(workspace):
 def sourced(install, command):
     """Return a bash command line running ``command`` with the install space sourced."""
     return ['bash', '-c', f'source "{install}/setup.bash" && {command}']
+
+
+def ament_prefix_path():
+    """Return AMENT_PREFIX_PATH with this environment's prefix first (a pip install's index).
+
+    ``ros2 launch`` and ``FindPackageShare`` find packages through it; the README tells pip
+    users to set it the same way.
+    """
+    paths = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)
+             if p and p != sys.prefix]
+    return os.pathsep.join([sys.prefix] + paths)

@@ -174,3 +174,13 @@ class RosGraph:
 
     def close(self):
         self.runner.close()
+
+
+def wait_until(condition, seconds=30.0, poll=0.02):
+    """Return True once ``condition()`` holds, False after ``seconds`` (a deadline for hangs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll)
+    return False

@@ -14,7 +14,6 @@ Done the ROS 2 way: ``ReadyToTest`` once the lifecycle node reports ``active``,
 """
 
 import os
-import sys
 import threading
 import unittest
 
@@ -42,6 +41,7 @@ from geometry_msgs.msg import TwistStamped  # noqa: E402,I100
 from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
 from openvla_ros.tools.generated_checkpoint import cached_test_model  # noqa: E402
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
+from colcon_harness import ament_prefix_path  # noqa: E402,I100
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_FILE = os.path.join(_ROOT, 'launch', 'policy.launch.py')
@@ -49,17 +49,7 @@ NAMESPACE = 'launch_test'
 # Engine start-up takes one to two minutes on a 2-core CPU, more under load.
 READY_TIMEOUT_S = 600
 ACTIONS_TIMEOUT_S = 300
-
-
-def _ament_prefix_path():
-    """Return AMENT_PREFIX_PATH with this environment's prefix (pip install) on it."""
-    paths = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    if sys.prefix not in paths:
-        paths.insert(0, sys.prefix)
-    return os.pathsep.join(paths)
-
-
-os.environ['AMENT_PREFIX_PATH'] = _ament_prefix_path()
+os.environ['AMENT_PREFIX_PATH'] = ament_prefix_path()
 
 
 @pytest.mark.launch_test

@@ -16,21 +16,12 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import RosGraph, wait_until  # noqa: E402
 from server_harness import base_env, free_port, serve_argv, Server  # noqa: E402
 
 pytestmark = pytest.mark.engine
 INSTRUCTION = 'put the spoon on the towel'
 INFERENCE_TIMEOUT = 60.0     # above one action on a 2-core CPU (~5 s), with room for load
-
-
-def wait_until(condition, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def is_zero(twist):

@@ -28,7 +28,7 @@ from openvla_ros.core.engine import Prediction  # noqa: E402
 from openvla_ros.core.goals import EndReason  # noqa: E402
 from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import RosGraph, wait_until  # noqa: E402
 
 ExecuteInstruction = interfaces.ExecuteInstruction
 TASK = 'put the spoon on the towel'
@@ -111,15 +111,6 @@ def wait(future, timeout=30.0):
         assert time.monotonic() < deadline, 'no answer in time'
         time.sleep(0.01)
     return future.result()
-
-
-def wait_until(condition, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def is_zero(twist):

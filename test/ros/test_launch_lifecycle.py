@@ -11,7 +11,6 @@ the node exits cleanly when launch shuts it down. The engine-tier launch test
 """
 
 import os
-import sys
 import unittest
 
 import pytest
@@ -33,22 +32,13 @@ from lifecycle_msgs.srv import GetState  # noqa: E402
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 import rclpy  # noqa: E402
 import rclpy.executors  # noqa: E402
+from colcon_harness import ament_prefix_path  # noqa: E402,I100
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_FILE = os.path.join(_ROOT, 'launch', 'policy.launch.py')
 NAMESPACE = 'launch_lifecycle_test'
 NODE = f'/{NAMESPACE}/openvla_policy'
-
-
-def _ament_prefix_path():
-    """Return AMENT_PREFIX_PATH with this environment's prefix (pip install) on it."""
-    paths = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    if sys.prefix not in paths:
-        paths.insert(0, sys.prefix)
-    return os.pathsep.join(paths)
-
-
-os.environ['AMENT_PREFIX_PATH'] = _ament_prefix_path()
+os.environ['AMENT_PREFIX_PATH'] = ament_prefix_path()
 
 
 @pytest.mark.launch_test

@@ -22,7 +22,7 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 
 from openvla_ros.core.engine import Prediction  # noqa: E402
 from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import RosGraph, wait_until  # noqa: E402
 
 PARAMETERS = {'max_linear': 0.0, 'max_angular': 0.0, 'max_image_age': 30.0,
               'diagnostics_period': 0.2, 'inference_timeout': 5.0, 'command_timeout': 60.0,
@@ -70,15 +70,6 @@ def graph(tmp_path):
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     yield graph
     graph.close()
-
-
-def wait_until(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def is_zero(msg):

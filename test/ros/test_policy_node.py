@@ -24,7 +24,7 @@ from openvla_ros.core.engine import Prediction  # noqa: E402
 from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402
 from openvla_ros.core.prompt import InstructionError  # noqa: E402
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import RosGraph, wait_until  # noqa: E402
 
 INSTRUCTION = 'put the carrot on the plate'
 
@@ -99,15 +99,6 @@ def graph(fresh):
 def twist_values(msg):
     t = msg.twist
     return [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
-
-
-def wait_until(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_lifecycle_and_actions_traceable_to_images(fresh):
