@@ -203,6 +203,17 @@ class StreamScheduler:
         """Return whether a step is being sent or queued."""
         return self._step is not None or bool(self._pending)
 
+    def motion_ends_at(self, now: float) -> float | None:
+        """Return when the motion sent or queued now ends (clock time), None when idle.
+
+        A queued action starts at the next tick, so its step ends one control period from now.
+        """
+        if self._pending:
+            return now + self.control_period
+        if self._step is not None:
+            return self._step.start + self.control_period
+        return None
+
     def idle_fraction(self) -> float:
         """Return the time streaming zeros over the time since the first action (NaN before)."""
         total = self.moving_s + self.idle_s
@@ -250,6 +261,18 @@ class StreamScheduler:
             if self.early_rule == 'blend':
                 delta = delta + (step.delta - step.emitted)
         self._step = _Step(delta, now, np.zeros(6))
+
+
+def next_request_at(now: float, motion_ends_at: float | None, expected_s: float) -> float:
+    """Return when the next inference should start so its action arrives as the step ends.
+
+    An action computed earlier would wait (its image older than it need be); later, the arm
+    would hold still between steps. ``expected_s`` is the request time the loop has measured
+    (p95); with no motion in progress the answer is ``now``.
+    """
+    if motion_ends_at is None:
+        return now
+    return motion_ends_at - max(0.0, expected_s)
 
 
 def simulate_stream(actions: Sequence[tuple[float, Sequence[float]]], control_period: float,

@@ -280,6 +280,12 @@ class InferenceLoop:
         self._last_publish: float | None = None
         self._zero_sent = True
         self._logged_unexpected: tuple[str, str] | None = None   # its traceback was logged
+        #: When the next request may start, ``pacing(now, expected_request_s) -> time``; None:
+        #: as soon as a frame is there. The node's stream output sets it so that an action
+        #: arrives as the previous step ends (see core/execution.next_request_at).
+        self.pacing: Callable[[float, float], float] | None = None
+        self._request_times: deque[float] = deque(maxlen=20)
+        self.expected_request_s = 0.0   # p95 of the last requests' submit-to-result times
         self.last_error = ''
         self.last_frame_age_s = float('nan')
         #: Where the last action's time went, for remote engines (see REQUEST_SPLIT).
@@ -444,6 +450,11 @@ class InferenceLoop:
             return self._watch(request, now, settings)
         if now < self._next_attempt:
             return min(self._next_attempt - now, 0.05)
+        pacing = self.pacing
+        if pacing is not None:
+            start_at = pacing(now, self.expected_request_s)
+            if now < start_at:
+                return min(start_at - now, 0.05)   # the newest frame waits in the slot
         frame = self.slot.take()
         if frame is not None:
             self._submit(frame, now, settings)
@@ -544,6 +555,8 @@ class InferenceLoop:
                             else float('nan')),
                 'busy_s': published - request.started})
             self._last_publish = self._last_action_time = published
+            self._request_times.append(published - request.started)
+            self.expected_request_s = percentile(list(self._request_times), 95)
             self._zero_sent = False
             self._logged_unexpected = None   # recovered: a new episode logs its traceback again
             self.last_split = {key: float(prediction.timings[key]) for key in REQUEST_SPLIT

@@ -24,7 +24,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64
 
 from openvla_ros.core.conditioning import Command
-from openvla_ros.core.execution import rpy_to_rotvec, SafetyEnvelope, StreamScheduler
+from openvla_ros.core.execution import (next_request_at, rpy_to_rotvec, SafetyEnvelope,
+                                        StreamScheduler)
 from openvla_ros.node import qos
 
 #: The interpreter's thread switch interval while this node runs (see MotionOutput).
@@ -159,6 +160,19 @@ class MotionOutput:
             self._publish_twist(delta / period if per_step else delta, stamp)
         if not np.isnan(command.gripper):
             self._gripper_pub.publish(Float64(data=float(command.gripper)))
+
+    def next_request_at(self, now: float, expected_s: float) -> float:
+        """Return when the loop should start its next inference (the loop's ``pacing``).
+
+        Streaming, the action of a request started then arrives as the current step ends, so
+        it is computed on the freshest frame and the arm does not pause between steps (with an
+        engine faster than the step). Otherwise, and with nothing moving: now.
+        """
+        if not self.stream:
+            return now
+        with self._lock:
+            ends = self.scheduler.motion_ends_at(now)
+        return next_request_at(now, ends, expected_s)
 
     def stop(self) -> None:
         """Drop the step in progress (zero twist, stale engine, deactivation).

@@ -84,6 +84,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._action_pub = self.create_lifecycle_publisher(Float64MultiArray, 'action', 10)
         # Pulse or stream, pose targets and the safety envelope (node/execution.py).
         self._motion = MotionOutput(self, self._values, self._twist_pub, self._gripper_pub)
+        self.loop.pacing = self._motion.next_request_at   # streaming: requests end at step ends
         # Absolute: the diagnostic aggregator and rqt_robot_monitor read /diagnostics whatever
         # namespace a node runs in. Published in every state ("engine loading" is news too).
         self._diag_pub = self.create_publisher(diagnostics.DiagnosticArray, '/diagnostics', 10)

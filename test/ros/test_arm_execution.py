@@ -27,7 +27,7 @@ from std_msgs.msg import Bool  # noqa: E402
 from openvla_ros.core.engine import Prediction  # noqa: E402
 from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402
 from openvla_ros.node.sim_arm import SimArmNode  # noqa: E402
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import RosGraph, wait_until  # noqa: E402
 
 INSTRUCTION = 'put the carrot on the plate'
 #: One Bridge-sized step: 1 cm x, -0.5 cm y, 0.4 cm z, 0.05 rad yaw.
@@ -100,15 +100,6 @@ class ArmGraph:
             self.executor.shutdown(timeout_sec=1.0)
             self.arm.destroy_node()
         self.graph.close()
-
-
-def wait_until(condition, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def executed_after_script(rig, policy):

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from openvla_ros.core.execution import (compare_early_rules, compose_pose, quat_from_rpy,
-                                        SafetyEnvelope, StreamScheduler)
+from openvla_ros.core.execution import (compare_early_rules, compose_pose, next_request_at,
+                                        quat_from_rpy, SafetyEnvelope, StreamScheduler)
 
 H = math.sqrt(0.5)
 
@@ -222,3 +222,20 @@ def test_rpy_to_rotvec_by_hand():
     each = 2 * math.pi / 3 / math.sqrt(3)
     assert rpy_to_rotvec(math.pi / 2, 0.0, math.pi / 2) == pytest.approx([each] * 3)
     assert rpy_to_rotvec(0.0, 0.0, 0.1) == pytest.approx([0, 0, 0.1])
+
+
+def test_motion_end_and_the_next_request_time_by_hand():
+    scheduler = StreamScheduler(0.2, 50.0)
+    assert scheduler.motion_ends_at(10.0) is None                  # idle: nothing to wait for
+    assert next_request_at(10.0, None, 0.05) == 10.0
+    scheduler.push([0.01, 0, 0, 0, 0, 0])
+    assert scheduler.motion_ends_at(10.0) == pytest.approx(10.2)   # queued: starts next tick
+    scheduler.tick(10.01)                                          # the step starts at 10.01
+    assert scheduler.motion_ends_at(10.05) == pytest.approx(10.21)
+    # An engine taking 0.05 s (p95) starts 0.05 s before the step ends: 10.21 - 0.05.
+    assert next_request_at(10.05, 10.21, 0.05) == pytest.approx(10.16)
+    # Slower than the step: start now (the result is late either way).
+    assert next_request_at(10.05, 10.21, 0.5) == pytest.approx(9.71)
+    for k in range(1, 11):
+        scheduler.tick(10.01 + 0.02 * k)                           # the step is sent
+    assert scheduler.motion_ends_at(10.25) is None

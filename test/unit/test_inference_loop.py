@@ -472,3 +472,29 @@ def test_a_request_from_before_a_stop_is_never_published_after_a_restart(rig):
     settle(loop, lambda: len(out.actions()) == 1)
     assert out.actions() == [2]
     assert policy.calls[-1][1] == 'open the drawer'
+
+
+def test_pacing_holds_the_newest_frame_until_the_time_it_names(rig):
+    loop, clock, policy, out = rig
+    asked = []
+
+    def pacing(now, expected_s):
+        asked.append(expected_s)
+        return 1000.5          # e.g. the step in progress ends at 1000.6, p95 0.1 s
+
+    loop.pacing = pacing
+    loop.put_frame(1, clock.now())
+    assert loop.step() == pytest.approx(0.05)     # waits, at most 50 ms a sleep
+    loop.put_frame(2, clock.now())                # a fresher frame arrives meanwhile
+    loop.step()
+    assert policy.calls == [] and asked == [0.0, 0.0]   # nothing measured yet: 0 s
+    clock.t = 1000.5
+    settle(loop, lambda: [call[0] for call in policy.calls] == [2])   # the freshest frame
+    clock.t = 1000.58                             # the engine answers 0.08 s later
+    settle(loop, lambda: out.actions() == [2])
+    # What a request took (submit to result, 1000.58 - 1000.5 by hand) is what the next
+    # pacing call is given.
+    assert loop.expected_request_s == pytest.approx(0.08)
+    loop.put_frame(3, clock.now())
+    loop.step()
+    assert asked[-1] == pytest.approx(0.08)
