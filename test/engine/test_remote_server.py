@@ -117,7 +117,8 @@ def connect(test_model, url, **kwargs):
 def test_ready_line_and_served_names(served, test_model):
     ready = [line for line in served.lines if 'ready at' in line]
     assert ready == [f'[serve] OpenVLA server ready at {served.url} (model {test_model}, '
-                     f'max_num_seqs 1, dtype {engine_dtype()}, API key required)']
+                     f'max_num_seqs 1, dtype {engine_dtype()}, '
+                     'API key required on every path but /health)']
     assert KEY not in ' '.join(served.lines)
     # The key reached the server through the environment, not its command line.
     for pid in subprocess.run(['pgrep', '-f', f'port {served.url.rsplit(":", 1)[1]}'],
