@@ -66,17 +66,19 @@ class MotionOutput:
         self._pose_pub = node.create_lifecycle_publisher(PoseStamped, 'pose_target',
                                                          qos.COMMANDS)
         # The arm's pose arrives at the driver's rate (100 Hz and more). On the node's
-        # MultiThreadedExecutor every message is a task handed to its thread pool, and rclpy's
-        # executor re-offers a queued task without waiting until a pool thread starts it: at
-        # 100 Hz that kept one core busy and starved the stream thread of the GIL (gaps up to
-        # 1.8 s measured with the simulated arm). These two inputs are cheap, so a small node of
-        # their own spins them on a single-threaded executor in its own thread. Relative names:
-        # the same remappings apply (launch passes them to every node of the process).
-        self._inputs = rclpy.create_node(f'{node.get_name()}_motion_inputs',
-                                         namespace=node.get_namespace(), context=node.context,
-                                         start_parameter_services=False)
-        self._inputs.create_subscription(PoseStamped, 'ee_pose', self._on_pose, POSE_QOS)
-        self._inputs.create_subscription(Bool, 'enable', self._on_enable, 10)
+        # MultiThreadedExecutor every message is a task for its thread pool, offered again and
+        # again until a pool thread starts it (see the switch interval below); these two cheap
+        # inputs spin instead on a single-threaded executor of their own, in a small node of
+        # their own. That node ignores the process's global arguments (a launch file's
+        # ``__node:=`` would give it the policy node's name) and subscribes to the names the
+        # policy node resolves, so the user's remappings still apply.
+        self._inputs = rclpy.create_node(
+            f'{node.get_name()}_motion_inputs', namespace=node.get_namespace(),
+            context=node.context, use_global_arguments=False, start_parameter_services=False)
+        self._inputs.create_subscription(PoseStamped, node.resolve_topic_name('ee_pose'),
+                                         self._on_pose, POSE_QOS)
+        self._inputs.create_subscription(Bool, node.resolve_topic_name('enable'),
+                                         self._on_enable, 10)
         self._input_executor = SingleThreadedExecutor(context=node.context)
         self._input_executor.add_node(self._inputs)
         threading.Thread(target=self._spin_inputs, name='openvla-motion-inputs',

@@ -9,6 +9,7 @@ that reason where it is absent.
 
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from colcon_harness import build_workspace, sourced  # noqa: I100
 
 pytestmark = pytest.mark.engine
 ACTIVE_TIMEOUT_S = 600   # engine start-up: one to two minutes on 2 CPU cores, more under load
+STARTED = re.compile(r'\[policy_node-\d+\]: process started with pid \[(\d+)\]')
 
 
 def test_ros2_launch_from_the_install_space_reaches_active(test_model, tmp_path):
@@ -50,8 +52,12 @@ def test_ros2_launch_from_the_install_space_reaches_active(test_model, tmp_path)
         while not active.is_set() and launch.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
         assert active.is_set(), ''.join(lines[-40:])
-        # The node came from the install space's share/ and lib/ (ros2 launch prints the path).
-        assert any(str(install) in line for line in lines), ''.join(lines[:20])
+        # The node is the install space's executable: ros2 launch names the process's pid.
+        pids = [int(m.group(1)) for m in map(STARTED.search, lines) if m]
+        assert pids, ''.join(lines[:20])
+        command = Path(f'/proc/{pids[0]}/cmdline').read_bytes().decode().split('\0')
+        assert str(install / 'openvla_ros' / 'lib' / 'openvla_ros' / 'policy_node') in command, \
+            command
         os.killpg(launch.pid, signal.SIGINT)
         assert launch.wait(timeout=120) == 0, ''.join(lines[-40:])
     finally:

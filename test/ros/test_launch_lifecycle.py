@@ -11,6 +11,7 @@ the node exits cleanly when launch shuts it down. The engine-tier launch test
 """
 
 import os
+import time
 import unittest
 
 import pytest
@@ -88,6 +89,19 @@ class TestLaunchedNode(unittest.TestCase):
         values = [v.string_value for v in _call(self.executor, client, request).values]
         # model from the launch argument; unnorm_key from config/policy.yaml in share/.
         self.assertEqual(values, ['no/such-model-needed', 'bridge_orig', 'base_link'])
+
+    def test_one_node_has_the_policy_node_name(self):
+        # Launch renames every node of the process (__node:=openvla_policy); the motion inputs'
+        # helper node must keep its own name, or the graph would hold two openvla_policy nodes.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            names = [(ns, name) for name, ns in self.node.get_node_names_and_namespaces()
+                     if ns == f'/{NAMESPACE}']
+            if len(names) >= 2:
+                break
+            time.sleep(0.2)
+        self.assertEqual(sorted(names), [(f'/{NAMESPACE}', 'openvla_policy'),
+                                         (f'/{NAMESPACE}', 'openvla_policy_motion_inputs')])
 
     def test_diagnostics_are_published(self):
         with WaitForTopics([('/diagnostics', DiagnosticArray)], timeout=60) as received:
