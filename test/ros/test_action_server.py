@@ -142,13 +142,19 @@ class Camera:
         self.thread.join(5)
 
 
+def active_graph(tmp_path, namespace):
+    """Return a node with the fake policy, configured and active, with no instruction."""
+    graph = RosGraph(None, tmp_path, namespace, PARAMETERS, shared=FakePolicy())
+    assert graph.harness.transition(Transition.TRANSITION_CONFIGURE)
+    assert graph.harness.transition(Transition.TRANSITION_ACTIVATE)
+    return graph
+
+
 @pytest.fixture
 def graph(tmp_path):
     """An active node with no instruction, and an action client beside it."""
-    graph = RosGraph(None, tmp_path, 'robot', PARAMETERS, shared=FakePolicy())
+    graph = active_graph(tmp_path, 'robot')
     h = graph.harness
-    assert h.transition(Transition.TRANSITION_CONFIGURE)
-    assert h.transition(Transition.TRANSITION_ACTIVATE)
     graph.client = ActionClient(h.node, ExecuteInstruction,
                                 '/robot/openvla_policy/execute_instruction')
     assert graph.client.wait_for_server(timeout_sec=15.0)

@@ -12,10 +12,8 @@ pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 pytest.importorskip('openvla_ros_interfaces.action',
                     reason='openvla_ros_interfaces is not built: run scripts/build_interfaces.sh')
 
-from lifecycle_msgs.msg import Transition  # noqa: E402
 
-from ros_harness import RosGraph  # noqa: E402
-from test_action_server import Camera, FakePolicy, is_zero, PARAMETERS  # noqa: E402
+from test_action_server import active_graph, Camera, is_zero  # noqa: E402
 
 README = Path(__file__).resolve().parents[2] / 'README.md'
 
@@ -32,11 +30,8 @@ def readme_leaf():
 
 @pytest.fixture
 def graph(tmp_path):
-    graph = RosGraph(None, tmp_path, 'bt', PARAMETERS, shared=FakePolicy())
-    h = graph.harness
-    assert h.transition(Transition.TRANSITION_CONFIGURE)
-    assert h.transition(Transition.TRANSITION_ACTIVATE)
-    graph.camera = Camera(h, hz=20.0)
+    graph = active_graph(tmp_path, 'bt')
+    graph.camera = Camera(graph.harness, hz=20.0)
     yield graph
     graph.camera.stop()
     graph.close()

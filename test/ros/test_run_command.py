@@ -17,8 +17,7 @@ pytest.importorskip('openvla_ros_interfaces.action',
 
 from lifecycle_msgs.msg import Transition  # noqa: E402
 
-from ros_harness import RosGraph  # noqa: E402
-from test_action_server import Camera, FakePolicy, is_zero, PARAMETERS  # noqa: E402
+from test_action_server import active_graph, Camera, is_zero  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = '/robot/openvla_policy'
@@ -35,11 +34,8 @@ def start(*args):
 
 @pytest.fixture
 def graph(tmp_path):
-    graph = RosGraph(None, tmp_path, 'robot', PARAMETERS, shared=FakePolicy())
-    h = graph.harness
-    assert h.transition(Transition.TRANSITION_CONFIGURE)
-    assert h.transition(Transition.TRANSITION_ACTIVATE)
-    graph.camera = Camera(h, hz=20.0)
+    graph = active_graph(tmp_path, 'robot')
+    graph.camera = Camera(graph.harness, hz=20.0)
     yield graph
     graph.camera.stop()
     graph.close()
