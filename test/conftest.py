@@ -8,6 +8,7 @@ vLLM blocked, to prove it needs neither.
 """
 
 import importlib.abc
+import itertools
 import os
 import sys
 
@@ -31,9 +32,26 @@ if os.environ.get('OPENVLA_ROS_BLOCK_IMPORTS'):
 os.environ.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')
 # Keep test DDS traffic on this machine and away from other ROS graphs running beside it.
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+# The domain is ours to choose (and to change per test in test/ros) unless the caller set one.
+DOMAIN_CHOSEN_HERE = 'ROS_DOMAIN_ID' not in os.environ
 os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
 
 UNNORM_KEY = 'bridge_orig'
+
+# The ROS tier starts and shuts down a ROS context per test, mostly with the same node and service
+# names. A participant that has just shut down can stay half-known to the next test's participant
+# until its DDS lease runs out: a service whose request reader is still known but whose reply
+# writer is gone makes ``wait_for_service`` call the live service unavailable (seen once in CI, for
+# 30 s). So each test of that tier gets the next domain of a cycle, and consecutive tests never see
+# each other's leftovers. Ids 101..230 are valid with the default port mapping.
+_DOMAINS = itertools.count(os.getpid() % 130)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ros_domain(request, monkeypatch):
+    if DOMAIN_CHOSEN_HERE and request.node.path.parent.name == 'ros':
+        monkeypatch.setenv('ROS_DOMAIN_ID', str(101 + next(_DOMAINS) % 130))
+    yield
 
 
 def pytest_configure(config):

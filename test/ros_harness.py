@@ -90,13 +90,22 @@ class Harness:
                 value.clear()
 
     def call(self, client, request, timeout=600.0):
-        assert client.wait_for_service(timeout_sec=30.0), client.srv_name
+        assert client.wait_for_service(timeout_sec=30.0), self._unavailable(client)
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert future.done(), f'{client.srv_name} did not answer in {timeout} s'
         return future.result()
+
+    def _unavailable(self, client):
+        """Say what the graph knows when a service stays unavailable (a hint for the flake)."""
+        servers = self.node.count_services(client.srv_name) if hasattr(
+            self.node, 'count_services') else '?'
+        nodes = sorted(f'{ns.rstrip("/")}/{name}'
+                       for name, ns in self.node.get_node_names_and_namespaces())
+        return (f'{client.srv_name} unavailable for 30 s; servers known: {servers}; '
+                f'domain {self.node.context.get_domain_id()}; nodes: {nodes}')
 
     def transition(self, transition_id):
         request = ChangeState.Request()
