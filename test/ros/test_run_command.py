@@ -12,15 +12,14 @@ import time
 import pytest
 
 pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
-pytest.importorskip('openvla_ros_interfaces.action',
-                    reason='openvla_ros_interfaces is not built: run scripts/build_interfaces.sh')
 
 from lifecycle_msgs.msg import Transition  # noqa: E402
 
-from test_action_server import active_graph, Camera, is_zero  # noqa: E402
+from test_action_server import active_graph, Camera, is_zero, NOT_BUILT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = '/robot/openvla_policy'
+pytestmark = NOT_BUILT
 
 
 def command(*args):

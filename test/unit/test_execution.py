@@ -78,6 +78,20 @@ def test_early_action_blends_the_unsent_remainder_into_the_new_step():
     assert s.early == 1
 
 
+def test_an_action_arriving_at_the_last_tick_waits_one_tick_instead_of_blending():
+    s = StreamScheduler(control_period=0.2, rate_hz=50.0)
+    times = [k * 0.02 for k in range(25)]
+    out = run(s, times, [(0.0, [0.01, 0, 0, 0, 0, 0]), (0.17, [0.02, 0, 0, 0, 0, 0])])
+    # The push lands before the tick at 0.18, whose aim (0.18 + 0.02) is the step's end: that
+    # tick sends the first step's last 0.001 m (0.05 m/s), the new step starts at 0.20 with
+    # 0.02 / 0.2 = 0.1 m/s for 10 ticks, and nothing of one action moves into the other.
+    assert out[:10, 0] == pytest.approx([0.05] * 10, abs=1e-12)
+    assert out[10:20, 0] == pytest.approx([0.1] * 10, abs=1e-12)
+    assert np.all(out[20:] == 0.0)
+    assert list(s.step_starts) == pytest.approx([0.0, 0.2])
+    assert s.early == 0
+
+
 def test_other_rules_preempt_drops_and_finish_queues():
     times = [k * 0.02 for k in range(30)]
     pushes = [(0.0, [0.01, 0, 0, 0, 0, 0]), (0.1, [0.02, 0, 0, 0, 0, 0])]
