@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--compare-in-process', action='store_true',
                         help='with --engine-url: also measure the in-process engine on this '
                              'machine (needs the engine installed) and print the ratios')
+    parser.add_argument('--arm', type=float, default=None, metavar='SECONDS',
+                        help='instead of the modes and the node: drive the simulated arm '
+                             '(MoveIt Servo semantics) with publish_mode pulse and stream side '
+                             'by side, SECONDS each, on a GPU-speed (0.1 s) and a CPU-speed '
+                             '(2.0 s) synthetic engine, then on this engine unless --model is '
+                             "'synthetic'; prints the per-action error, halts and idle table")
     add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from openvla_ros.core.prompt import clean_instruction
     from openvla_ros.tools.benchmark import check_options, format_tables, run_benchmark
 
+    if args.arm is not None:
+        return _run_arm(args)
     modes = tuple(m.strip() for m in args.modes.split(',') if m.strip())
     check_options(args.images, args.warmup, modes, args.camera_hz, args.node_seconds)
     clean_instruction(args.instruction)
@@ -91,6 +99,34 @@ def run(args: argparse.Namespace) -> int:
         print(format_tables(report))
     print(f"wall time {report['wall_time_s']:.1f} s; report: {args.out}")
     return 0
+
+
+def _run_arm(args: argparse.Namespace) -> int:
+    import os
+
+    from openvla_ros.node.parameters import engine_values, preparation_values
+    from openvla_ros.tools.arm_demo import benchmark_arm, benchmark_table
+    if args.arm < 2.0:
+        raise ValueError(f'--arm must be at least 2 s per run, got {args.arm}')
+    real = None
+    if args.model != 'synthetic':
+        from openvla_ros.core.engine import early_decoder
+        statistics_file = statistics_file_from_args(args)
+        early_decoder(args.model, args.unnorm_key, statistics_file)
+        real = {'model': args.model, 'unnorm_key': args.unnorm_key,
+                'statistics_file': statistics_file or '',
+                **preparation_values(preparation_from_args(args)),
+                **engine_values(engine_config_from_args(args))}
+    before = os.getloadavg()[0]
+    rows = benchmark_arm(duration=args.arm, real=real)
+    print(benchmark_table(rows), flush=True)
+    # Gaps and halts depend on the CPU left to this process: say how busy the machine was.
+    print(f'load average {before:.1f} before, {os.getloadavg()[0]:.1f} after, '
+          f'{os.cpu_count()} CPUs', flush=True)
+    failed = [f"{row['engine']} {row['mode']}: {row['reason']}" for row in rows if row['reason']]
+    for line in failed:
+        print(f'FAILED {line}', flush=True)
+    return 1 if failed else 0
 
 
 def _run_fleet(args: argparse.Namespace, engine, preparation, statistics_file) -> int:

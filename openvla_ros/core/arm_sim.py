@@ -19,7 +19,7 @@ reports as executed depends on the commands and their timing only, not on its ti
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -29,14 +29,25 @@ from openvla_ros.core.execution import (quat_angle, quat_from_rotvec, quat_multi
 ARM_INPUTS = ('twist', 'pose')
 
 
+class JournalEntry(NamedTuple):
+    """One twist as the arm took it: when, the pose it found, the sender's stamp, the twist."""
+
+    received: float            # the arm's clock (s)
+    position: np.ndarray       # pose when it arrived, before it acted
+    orientation: np.ndarray
+    sent: float                # the sender's stamp (s, the sender's clock)
+    velocity: np.ndarray       # [vx vy vz wx wy wz]
+
+
 class SimArm:
     """The simulated end effector; every method takes the caller's monotonic time ``now``."""
 
     def __init__(self, position: Sequence[float] = (0.3, 0.0, 0.15),
                  orientation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
                  command_timeout: float = 0.1, max_linear_speed: float = 0.25,
-                 max_angular_speed: float = 1.0, now: float = 0.0) -> None:
-        """Start at rest at the given pose."""
+                 max_angular_speed: float = 1.0, now: float = 0.0,
+                 record: bool = False) -> None:
+        """Start at rest at the given pose; ``record`` keeps a journal of every twist."""
         self.position = np.asarray(position, dtype=np.float64).copy()
         self.orientation = quat_normalize(orientation)
         self.command_timeout = float(command_timeout)
@@ -53,10 +64,20 @@ class SimArm:
         self.targets = 0
         self.speed = 0.0        # linear speed during the last advance (m/s)
         self.max_gap = 0.0      # longest time between two twists (s)
+        # One JournalEntry per twist: the pose when it arrived is exact (motion is integrated
+        # between events), so a measurement between two twists needs no sampling.
+        self.journal: list[JournalEntry] | None = [] if record else None
 
-    def twist(self, velocity: Sequence[float], now: float) -> None:
-        """Take a velocity command [vx vy vz wx wy wz] received at ``now``."""
+    def twist(self, velocity: Sequence[float], now: float, sent: float = float('nan')) -> None:
+        """Take a velocity command [vx vy vz wx wy wz] received at ``now``.
+
+        ``sent``: the sender's stamp (s), kept in the journal only.
+        """
         self.advance(now)
+        if self.journal is not None:
+            self.journal.append(JournalEntry(float(now), self.position.copy(),
+                                             self.orientation.copy(), float(sent),
+                                             np.asarray(velocity, dtype=np.float64).copy()))
         if self._received is not None:
             self.max_gap = max(self.max_gap, now - self._received)
         self._velocity = np.asarray(velocity, dtype=np.float64).copy()

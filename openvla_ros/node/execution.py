@@ -265,6 +265,11 @@ class MotionOutput:
         self._pose_pub.publish(msg)
         self.counts['pose_targets'] += 1
 
+    def step_starts(self) -> list[float]:
+        """Return the monotonic time of each streamed step's first tick (newest last)."""
+        with self._lock:
+            return list(self.scheduler.step_starts)
+
     # ------------------------------------------------------------------ diagnostics
 
     def status(self) -> dict[str, Any]:

@@ -364,6 +364,10 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
 
+    def stream_step_starts(self) -> list[float]:
+        """Return when each streamed step began (monotonic s): for measuring an arm's steps."""
+        return self._motion.step_starts()
+
     def status(self) -> dict[str, Any]:
         """Return the node's figures as numbers and words (diagnostics formats them)."""
         loop = self.loop.status()

@@ -51,8 +51,11 @@ PARAMETERS = {
 class SimArmNode(Node):
     """The simulated arm node (see the module docstring)."""
 
-    def __init__(self, node_name: str = 'sim_arm', **kwargs: Any) -> None:
-        """Declare parameters, topics and timers; start at rest at ``initial_position``."""
+    def __init__(self, node_name: str = 'sim_arm', record: bool = False, **kwargs: Any) -> None:
+        """Declare parameters, topics and timers; start at rest at ``initial_position``.
+
+        ``record`` keeps the arm's journal of twists (see :meth:`journal`); for measurements.
+        """
         super().__init__(node_name, **kwargs)
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(
@@ -66,7 +69,8 @@ class SimArmNode(Node):
         self._lock = threading.Lock()
         self.arm = SimArm(v['initial_position'], command_timeout=v['incoming_command_timeout'],
                           max_linear_speed=v['max_linear_speed'],
-                          max_angular_speed=v['max_angular_speed'], now=time.monotonic())
+                          max_angular_speed=v['max_angular_speed'], now=time.monotonic(),
+                          record=record)
         self.start_position = self.arm.position.copy()
         # Delivery delay of twists (receive time minus stamp; the clocks' offset cancels in
         # the spread): a servo executes a stream exactly only when this stays small.
@@ -89,11 +93,12 @@ class SimArmNode(Node):
 
     def _on_twist(self, msg: TwistStamped) -> None:
         t = msg.twist
-        lag = time.time() - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        lag = time.time() - stamp
         with self._lock:
             self._lag_range = [min(self._lag_range[0], lag), max(self._lag_range[1], lag)]
             self.arm.twist([t.linear.x, t.linear.y, t.linear.z,
-                            t.angular.x, t.angular.y, t.angular.z], time.monotonic())
+                            t.angular.x, t.angular.y, t.angular.z], time.monotonic(), stamp)
 
     def _on_target(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -106,6 +111,11 @@ class SimArmNode(Node):
     def _advance(self) -> None:
         with self._lock:
             self.arm.advance(time.monotonic())
+
+    def journal(self) -> list[Any]:
+        """Return the arm's journal: one ``JournalEntry`` per twist (when recording)."""
+        with self._lock:
+            return list(self.arm.journal or [])
 
     def pose(self) -> tuple[Any, Any]:
         """Return the current position and orientation (copies)."""

@@ -5,7 +5,9 @@
 :func:`run_arm` runs the real node (real engine, or a synthetic one for the benchmark) with the
 package's simulated arm node (MoveIt Servo semantics; its camera feeds the node) over DDS in one
 process, and measures per action what was commanded (the action after the node's conditioning)
-and what the arm executed (its displacement from this action's arrival to the next one's).
+and what the arm executed: its displacement from the first twist that carries this action to the
+first twist of the next one, read from the arm's journal (exact poses at twist arrivals, no
+sampling) on the arm's own receive clock, so delivery delays count against the stream.
 :func:`benchmark_arm` runs ``pulse`` and ``stream`` side by side on a GPU-speed and a CPU-speed
 synthetic engine; :func:`plot_arm` draws the paths and the speed profile.
 """
@@ -32,6 +34,9 @@ SYNTHETIC_LINEAR = 0.015
 SYNTHETIC_ANGULAR = 0.1
 #: Below this a commanded step is too small for a relative error to mean anything (m).
 MIN_STEP = 1e-3
+#: An action and the start of its motion are this close in time at most (s): a stream starts
+#: a step at its next tick, a pulse goes out with the action.
+MATCH_WINDOW = 0.1
 
 
 class SyntheticPolicy:
@@ -83,21 +88,91 @@ class ArmRun:
     max_gap_s: float = 0.0
     idle_fraction: float = float('nan')
     reason: str = ''
+    #: The arm's (time, position, orientation) at each twist's arrival, and the node's stream
+    #: step starts (monotonic s); :meth:`refresh` reads them from the live run.
+    journal: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
+    step_starts: list[float] = field(default_factory=list)
+    sources: tuple[Callable[[], list], Callable[[], list[float]]] | None = None
 
-    def executed(self, control_period: float = 0.2) -> list[np.ndarray]:
+    def refresh(self) -> None:
+        """Read the arm's journal and the node's step starts as they are now."""
+        if self.sources is not None:
+            self.journal = self.sources[0]()
+            self.step_starts = self.sources[1]()
+
+    def motion_starts(self) -> list[int | None]:
+        """Return, per action, the journal index of the first twist that carries it.
+
+        ``stream``: the first twist the arm received at or after the start of the step that
+        began nearest the action's arrival; ``pulse``: the twist received nearest the arrival.
+        None where no such twist was seen (yet), or where two actions would share one.
+        """
+        times = np.array([entry[0] for entry in self.journal])
+        starts = np.array(self.step_starts if self.mode == 'stream' else [])
+        out: list[int | None] = []
+        for arrival in self.arrivals:
+            index: int | None = None
+            if len(times) and self.mode != 'stream':
+                nearest = int(np.argmin(np.abs(times - arrival)))
+                index = nearest if abs(times[nearest] - arrival) <= MATCH_WINDOW else None
+            elif len(times) and len(starts):
+                start = float(starts[np.argmin(np.abs(starts - arrival))])
+                first = int(np.searchsorted(times, start))
+                if abs(start - arrival) <= MATCH_WINDOW and first < len(times):
+                    index = first
+            if index is not None and index in out:
+                index = None
+            out.append(index)
+        return out
+
+    def executed(self, control_period: float = 0.2) -> list[np.ndarray | None]:
         """Return each action's executed displacement (translation, rotation vector).
 
-        The commanded one plus the change of the deviation from the model's path over the
-        action's window (its arrival to the next one's), so the tail of a previous step that
-        the arm finished late is not counted twice.
+        The arm's motion from the first twist carrying the action to the first twist of the
+        next action (for the last one: to the last twist seen), from the journal's exact poses.
+        None where the action's motion was not seen.
         """
-        times, deviation = self.tracking(control_period)
-        out = []
-        ends = self.arrivals[1:] + [times[-1] if len(times) else 0.0]
-        for start, end, delta in zip(self.arrivals, ends, self.commanded):
-            i, j = self._index(times, start), self._index(times, end)
-            wanted = np.concatenate([delta[:3], quat_to_rotvec(quat_from_rpy(*delta[3:6]))])
-            out.append(wanted + deviation[j] - deviation[i])
+        starts = self.motion_starts()
+        out: list[np.ndarray | None] = []
+        for k, first in enumerate(starts):
+            later = [i for i in starts[k + 1:] if i is not None]
+            last = later[0] if later else len(self.journal) - 1
+            if first is None or last <= first:
+                out.append(None)
+                continue
+            p0, q0 = self.journal[first].position, self.journal[first].orientation
+            p1, q1 = self.journal[last].position, self.journal[last].orientation
+            out.append(np.concatenate([p1 - p0,
+                                       quat_to_rotvec(quat_multiply(q1, quat_conjugate(q0)))]))
+        return out
+
+    def window_closed(self, index: int, control_period: float = 0.2) -> bool:
+        """Return whether action ``index`` (0-based) is over (the next one moves, or it ended)."""
+        starts = self.motion_starts()
+        if starts[index] is None:
+            return False
+        if any(i is not None for i in starts[index + 1:]):
+            return True
+        begun = self.journal[starts[index]].received
+        return self.journal[-1].received >= begun + control_period + MATCH_WINDOW
+
+    def sent(self) -> list[np.ndarray | None]:
+        """Return each action's translation as sent: sum of twist x time between stamps.
+
+        The same twists as :meth:`executed`, integrated on the sender's stamps instead of the
+        arm's receive clock: what the node's stream adds up to, apart from delivery delays.
+        """
+        starts = self.motion_starts()
+        out: list[np.ndarray | None] = []
+        for k, first in enumerate(starts):
+            later = [i for i in starts[k + 1:] if i is not None]
+            last = later[0] if later else len(self.journal) - 1
+            if first is None or last <= first:
+                out.append(None)
+                continue
+            entries = self.journal[first:last + 1]
+            out.append(sum((a.velocity[:3] * (b.sent - a.sent)
+                            for a, b in zip(entries, entries[1:])), np.zeros(3)))
         return out
 
     def _index(self, times: np.ndarray, t: float) -> int:
@@ -161,26 +236,38 @@ class ArmRun:
         for delta, done in zip(self.commanded, self.executed(control_period)):
             norm = float(np.linalg.norm(delta[:3]))
             errors.append(float(np.linalg.norm(done[:3] - delta[:3])) / norm * 100
-                          if norm > MIN_STEP else float('nan'))
+                          if norm > MIN_STEP and done is not None else float('nan'))
         return errors
+
+    def sent_errors(self) -> list[float]:
+        """Return each action's translation error as sent (stamps), in % of its step."""
+        return [float(np.linalg.norm(done - delta[:3])) / float(np.linalg.norm(delta[:3])) * 100
+                if done is not None and np.linalg.norm(delta[:3]) > MIN_STEP else float('nan')
+                for delta, done in zip(self.commanded, self.sent())]
 
     def figures(self, control_period: float = 0.2) -> dict[str, float]:
         """Return the benchmark figures: errors in %, halts per minute, delays in ms."""
         # The last action's window is cut by the end of the run: leave it out.
         linear = [e for e in self.action_errors(control_period)[:-1] if not math.isnan(e)]
+        sent = [e for e in self.sent_errors()[:-1] if not math.isnan(e)]
         angular = []
         for c, e in list(zip(self.commanded, self.executed(control_period)))[:-1]:
             wanted = quat_to_rotvec(quat_from_rpy(*c[3:6]))
-            if np.linalg.norm(wanted) > 0.01:
+            if e is not None and np.linalg.norm(wanted) > 0.01:
                 angular.append(np.linalg.norm(e[3:] - wanted) / np.linalg.norm(wanted) * 100)
         _, deviation = self.tracking(control_period)
         deviation = deviation[:, :3]
         delays = self.motion_start_delays()
         return {'actions': len(self.arrivals),
+                'measured_actions': len(linear),
                 'max_tracking_error_mm': (float(np.linalg.norm(deviation, axis=1).max()) * 1000
                                           if len(deviation) else float('nan')),
                 'translation_error_median_pct': _median(linear),
                 'translation_error_max_pct': max(linear) if linear else float('nan'),
+                'sent_error_median_pct': _median(sent),
+                'sent_error_max_pct': max(sent) if sent else float('nan'),
+                'within_2pct_share': (sum(e <= 2.0 for e in linear) / len(linear) if linear
+                                      else float('nan')),
                 'rotation_error_median_pct': _median(angular),
                 'halts_per_min': self.halts / self.seconds * 60.0 if self.seconds else 0.0,
                 'max_gap_s': self.max_gap_s,
@@ -223,12 +310,12 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
     node = runner.node
     conditioning = conditioning_from(_node_values(node))
     period = float(params.get('control_period', 0.2))
-    arm = SimArmNode(namespace='/' + namespace, context=runner.context, parameter_overrides=[
-        Parameter('camera_hz', value=float(camera_hz))])
+    arm = SimArmNode(namespace='/' + namespace, context=runner.context, record=True,
+                     parameter_overrides=[Parameter('camera_hz', value=float(camera_hz))])
     executor = SingleThreadedExecutor(context=runner.context)
     executor.add_node(arm)
     threading.Thread(target=executor.spin, daemon=True).start()
-    run = ArmRun(mode, duration)
+    run = ArmRun(mode, duration, sources=(arm.journal, node.stream_step_starts))
     lock = threading.Lock()
     peer = runner.add_peer('arm_demo_listener', namespace='/' + namespace)
 
@@ -272,6 +359,8 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
         run.halts = status['halts'] - halts_before
         run.max_gap_s = status['max_gap_s']
         run.idle_fraction = float(node.status()['stream_idle_fraction'])
+        time.sleep(period + MATCH_WINDOW)   # the last step in flight ends: its motion counts
+        run.refresh()
     finally:
         stop.set()
         if sampler.is_alive():
@@ -348,36 +437,48 @@ BENCHMARK_ENGINES = (('GPU-speed (0.1 s)', 0.1), ('CPU-speed (2.0 s)', 2.0))
 
 def benchmark_arm(duration: float = 20.0, engines: Sequence[tuple[str, float]] = BENCHMARK_ENGINES,
                   modes: Sequence[str] = ('pulse', 'stream'), model: str = 'synthetic',
-                  progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every engine x mode for ``duration`` s; return one row of figures per run."""
+                  progress: Callable[[str], None] = print,
+                  real: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run every engine x mode for ``duration`` s; return one row of figures per run.
+
+    ``real``: node parameters of a real engine (model, unnorm_key, engine and image settings)
+    to run after the synthetic ones, each mode with its own engine load (minutes on a CPU).
+    """
+    runs: list[tuple[str, dict[str, Any], Callable[..., Any] | None, str, float]] = [
+        (label, {'model': model, 'unnorm_key': 'bridge_orig'},
+         lambda *a, latency=latency, **k: SyntheticPolicy(latency),
+         f'arm_bench_{int(latency * 1000)}', 30.0) for label, latency in engines]
+    if real is not None:
+        runs.append((f"this engine ({Path(str(real['model'])).name})", real, None,
+                     'arm_bench_engine', 900.0))
     rows = []
-    for label, latency in engines:
+    for label, values, factory, namespace, first_timeout in runs:
         for mode in modes:
             progress(f'[arm benchmark] {label}, {mode}: {duration:.0f} s ...')
-            run = run_arm({'model': model, 'unnorm_key': 'bridge_orig',
-                           'instruction': 'put the carrot on the plate',
-                           'command_timeout': 60.0}, mode, duration,
-                          policy_factory=lambda *a, latency=latency, **k:
-                          SyntheticPolicy(latency),
-                          namespace=f'arm_bench_{mode}_{int(latency * 1000)}', camera_hz=10.0,
-                          first_action_timeout=30.0)
-            row = {'engine': label, 'mode': mode, 'reason': run.reason, **run.figures()}
-            rows.append(row)
+            run = run_arm({'instruction': 'put the carrot on the plate', 'command_timeout': 60.0,
+                           **values}, mode, duration, policy_factory=factory,
+                          namespace=f'{namespace}_{mode}', camera_hz=10.0,
+                          first_action_timeout=first_timeout)
+            rows.append({'engine': label, 'mode': mode, 'reason': run.reason, **run.figures()})
     return rows
 
 
 def benchmark_table(rows: Sequence[dict[str, Any]]) -> str:
     """Return the benchmark rows as a Markdown table (pulse and stream side by side)."""
-    lines = ['| engine | mode | actions | per-action translation error median / max | '
-             'rotation error median | max path deviation | halts/min | max gap | motion start '
-             '| idle fraction |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| engine | mode | actions | per-action translation error median / max '
+             '(arm clock) | actions within 2 % | same error, as sent (stamps) | rotation error '
+             'median | max path deviation | halts/min | max gap | motion start | idle fraction |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         idle = r['idle_fraction']
+        # A pulse is meant to be integrated by its consumer: "as sent" has no meaning there.
+        sent = (f"{r['sent_error_median_pct']:.1f} % / {r['sent_error_max_pct']:.1f} %"
+                if r['mode'] == 'stream' else '-')
         lines.append(
             f"| {r['engine']} | {r['mode']} | {r['actions']} | "
             f"{r['translation_error_median_pct']:.1f} % / {r['translation_error_max_pct']:.1f} % "
-            f"| {r['rotation_error_median_pct']:.1f} % | {r['max_tracking_error_mm']:.1f} mm | "
+            f"| {r['within_2pct_share'] * 100:.0f} % | {sent} | "
+            f"{r['rotation_error_median_pct']:.1f} % | {r['max_tracking_error_mm']:.1f} mm | "
             f"{r['halts_per_min']:.0f} | "
             f"{r['max_gap_s'] * 1000:.0f} ms | {r['motion_start_median_ms']:.0f} ms | "
             f"{'-' if math.isnan(idle) else f'{idle:.2f}'} |")
@@ -393,17 +494,21 @@ def run_arm_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     """
     printed = [0]
 
+    def print_closed(run: ArmRun, final: bool = False) -> None:
+        # An action's line is due once its motion is over (the next one moves, or its step
+        # ended); at the end, whatever is left.
+        executed, errors = run.executed(), run.action_errors()
+        while printed[0] < len(run.commanded) and (final or run.window_closed(printed[0])):
+            k = printed[0]
+            line = action_line(k + 1, run.commanded[k], executed[k], errors[k])
+            print(line, flush=True)
+            printed[0] += 1
+
     def on_action(index: int, run: ArmRun) -> None:
-        # Action i's window ends when action i + 1 arrives: print the one before.
-        if index >= 2 and run.samples:
-            previous = index - 1
-            executed = run.executed()[previous - 1]
-            error = run.action_errors()[previous - 1]
-            print(action_line(previous, run.commanded[previous - 1], executed, error),
-                  flush=True)
-            printed[0] = previous
         if index == 1:
             print(f'[arm] first action; measuring for {duration:.0f} s', flush=True)
+        run.refresh()
+        print_closed(run)
 
     print(f'[arm] node + simulated arm (MoveIt Servo semantics, publish_mode {mode}); '
           'configuring the node (loads the engine) ...', flush=True)
@@ -411,15 +516,15 @@ def run_arm_demo(model: str, unnorm_key: str, instruction: str, duration: float,
                    **values}, mode, duration, on_action=on_action)
     if not run.arrivals:
         return run
-    if len(run.arrivals) > printed[0]:
-        last = len(run.arrivals)
-        print(action_line(last, run.commanded[-1], run.executed()[-1]) + ' (cut by the end)',
-              flush=True)
+    print_closed(run, final=True)
     figures = run.figures()
+    share = figures['within_2pct_share']
     print(f"[arm] {figures['actions']} actions; per-action translation error median "
           f"{figures['translation_error_median_pct']:.1f} % (max "
-          f"{figures['translation_error_max_pct']:.1f} %); largest deviation from the model's "
-          f"path {figures['max_tracking_error_mm']:.1f} mm; halts {run.halts} "
+          f"{figures['translation_error_max_pct']:.1f} %; "
+          f"{'n/a' if math.isnan(share) else f'{share * 100:.0f} %'} of "
+          f"{figures['measured_actions']} measured within 2 %); largest deviation from the "
+          f"model's path {figures['max_tracking_error_mm']:.1f} mm; halts {run.halts} "
           f"({figures['halts_per_min']:.0f}/min); idle fraction {figures['idle_fraction']:.2f}; "
           f"motion starts {figures['motion_start_median_ms']:.0f} ms after an action",
           flush=True)

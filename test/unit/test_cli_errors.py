@@ -71,3 +71,9 @@ def test_sim_arm_refuses_a_slow_servo_loop_and_a_short_benchmark():
     assert_one_line_error(run('sim-arm', '--rate-hz', '50'), '--rate-hz must be >= 100')
     assert_one_line_error(run('sim-arm', '--benchmark', '--seconds', '1'),
                           '--seconds must be at least 2')
+
+
+def test_benchmark_refuses_a_short_arm_run():
+    # Checked before the engine or ROS is touched.
+    assert_one_line_error(run('benchmark', '--model', 'synthetic', '--arm', '1'),
+                          '--arm must be at least 2 s per run')

@@ -92,6 +92,28 @@ def test_an_action_arriving_at_the_last_tick_waits_one_tick_instead_of_blending(
     assert s.early == 0
 
 
+def test_next_finishes_the_step_then_sends_the_waiting_actions_merged():
+    s = StreamScheduler(control_period=0.2, rate_hz=50.0, early_rule='next')
+    times = [k * 0.02 for k in range(30)]
+    pushes = [(0.0, [0.01, 0, 0, 0, 0, 0]), (0.1, [0.02, 0, 0, 0, 0, 0]),
+              (0.12, [0.01, 0, 0, 0, 0, 0])]
+    out = run(s, times, pushes)
+    # The first step whole (0.05 m/s x 10 ticks), then the two waiting actions as one step:
+    # 0.02 + 0.01 = 0.03 m over 0.2 s = 0.15 m/s from 0.2 s.
+    assert out[:10, 0] == pytest.approx([0.05] * 10, abs=1e-12)
+    assert out[10:20, 0] == pytest.approx([0.15] * 10, abs=1e-12)
+    assert np.all(out[20:] == 0.0)
+    assert list(s.step_starts) == pytest.approx([0.0, 0.2])
+
+
+def test_queued_motion_ends_after_the_step_in_progress():
+    s = StreamScheduler(control_period=0.2, rate_hz=50.0, early_rule='next')
+    run(s, [0.0, 0.02], [(0.0, [0.01, 0, 0, 0, 0, 0])])
+    s.push([0.01, 0, 0, 0, 0, 0])
+    # Step 1 started at 0.0 and ends at 0.2; the waiting one then runs to 0.4.
+    assert s.motion_ends_at(0.05) == pytest.approx(0.4)
+
+
 def test_other_rules_preempt_drops_and_finish_queues():
     times = [k * 0.02 for k in range(30)]
     pushes = [(0.0, [0.01, 0, 0, 0, 0, 0]), (0.1, [0.02, 0, 0, 0, 0, 0])]
