@@ -59,7 +59,8 @@ class MotionOutput:
         self.envelope = envelope_from(values)
         self.stream = values['publish_mode'] == 'stream'
         self.scheduler = StreamScheduler(float(values['control_period']),
-                                         float(values['stream_rate_hz']))
+                                         float(values['stream_rate_hz']),
+                                         values['early_action'])
         self.counts = {'motion_held': 0, 'pose_targets': 0, 'pose_targets_skipped': 0,
                        'stream_ticks': 0, 'bad_ee_poses': 0}
         self.hold_reason = ''
@@ -119,12 +120,14 @@ class MotionOutput:
         """Apply run-time parameter changes (already validated); keeps pose and enable."""
         if not any(name in changes for name in ('require_enable', 'enable_timeout',
                                                 'workspace_min', 'workspace_max',
-                                                'ee_pose_timeout', 'control_period')):
+                                                'ee_pose_timeout', 'control_period',
+                                                'early_action')):
             return
         with self._lock:
             old, self.envelope = self.envelope, envelope_from(self._values)
             self.envelope.keep_state_of(old)
             self.scheduler.control_period = float(self._values['control_period'])
+            self.scheduler.early_rule = self._values['early_action']
 
     # ------------------------------------------------------------------ outputs
 

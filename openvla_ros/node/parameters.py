@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
-from openvla_ros.core.execution import check_workspace, PUBLISH_MODES, ROTATION_CONVENTIONS
+from openvla_ros.core.execution import (check_workspace, EARLY_RULES, PUBLISH_MODES,
+                                        ROTATION_CONVENTIONS)
 from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.inference_loop import LoopSettings
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
@@ -148,6 +149,12 @@ TABLE: tuple[Param, ...] = (
           read_only=True, choices=PUBLISH_MODES),
     Param('stream_rate_hz', 50.0, "rate of the ee_delta stream in publish_mode 'stream' (Hz)",
           read_only=True, range=(1.0, 1000.0)),
+    Param('early_action', 'blend',
+          "stream: an action that arrives while the previous step is still being sent. 'blend' "
+          "= the unsent rest joins it over a fresh step (closest to the model's path); 'next' "
+          '= the step finishes, then the new one runs whole (later ones join the waiting one); '
+          "'finish' = every step runs whole, queued; 'preempt' = the rest is dropped",
+          choices=EARLY_RULES),
     Param('require_enable', False,
           'dead-man: no motion unless true arrived on the enable topic within enable_timeout '
           '(the model keeps running; outputs are zero)'),
@@ -177,7 +184,7 @@ CONDITIONING = tuple(f.name for f in fields(Conditioning))
 #: Parameters that make up the loop settings.
 LOOP = ('max_rate_hz', 'max_image_age', 'command_timeout', 'inference_timeout')
 #: Parameters of execution on an arm (node/execution.py reads them).
-EXECUTION = ('publish_mode', 'stream_rate_hz', 'require_enable', 'enable_timeout',
+EXECUTION = ('publish_mode', 'stream_rate_hz', 'early_action', 'require_enable', 'enable_timeout',
              'workspace_min', 'workspace_max', 'ee_pose_timeout', 'rotation_convention',
              'pose_target')
 
