@@ -216,13 +216,15 @@ def test_engine_report_and_statistics_file(checkpoint, statistics_file):
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=RecordingLLM(),
                         preparation=preparation)
     report = policy.engine_report()
-    assert report['image_preprocessing'] == 'training+center_crop(0.8)'
-    assert report['unnorm_key'] == 'bridge_orig'
-    assert report['statistics_source'] == 'config.json norm_stats'
-    assert report['statistics_hash'] == canonical_hash('bridge_orig',
-                                                       NORM_STATS['bridge_orig']['action'])
-    assert {'dtype', 'startup_s', 'max_model_len'} <= set(report)
-    json.dumps(report)
+    assert report.image_preprocessing == 'training+center_crop(0.8)'
+    assert report.unnorm_key == 'bridge_orig'
+    assert report.statistics_source == 'config.json norm_stats'
+    assert report.statistics_hash == canonical_hash('bridge_orig',
+                                                    NORM_STATS['bridge_orig']['action'])
+    assert report.engine == 'in-process' and report.model == policy.model
+    assert report.dtype == policy.dtype_choice.dtype and report.device
+    assert {'dtype', 'startup_s', 'max_model_len'} <= set(report.as_dict())
+    json.dumps(report.as_dict())
     policy = VllmPolicy(str(checkpoint), 'lab_arm', llm=RecordingLLM(),
                         statistics_file=str(statistics_file))
     provenance = policy.decoder.provenance()

@@ -144,12 +144,29 @@ def _png(size):
 
 
 class _ConstantPolicy:
-    model = 'constant'
-    engine_options = {}
+    """A policy (core.policy.Policy) answering zeros; it does not report an engine."""
 
-    def predict(self, image, instruction):
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from openvla_ros.core.preprocessing import ImagePreparation
+        self.decoder = SimpleNamespace(unnorm_key='bridge_orig', provenance=lambda: {
+            'unnorm_key': 'bridge_orig', 'statistics_source': 'constant',
+            'statistics_hash': ''})
+        self.preparation = ImagePreparation()
+
+    def prompt_ids(self, instruction):
+        return [1, 29871]
+
+    def predict(self, image, instruction, prompt_ids=None):
         from openvla_ros.core.engine import Prediction
         return Prediction(action=__import__('numpy').zeros(7), token_ids=[31872] * 7)
+
+    def is_alive(self):
+        return True
+
+    def close(self, fast=False):
+        pass
 
 
 def _write_bag(path, messages):
