@@ -219,7 +219,7 @@ def test_skip_reasons_from_a_hand_made_bag(tmp_path):
         ns = 2_000_000_000 + i * 200_000_000
         # Stamps jittered against the 5 Hz grid, as from a real camera.
         jitter = (-1) ** i * 15_000_000
-        header = bags._header(store, ns + jitter, 'camera')
+        header = bags.make_header(store, ns + jitter, 'camera')
         rgb = np.full((8, 8, 3), 30 * i, dtype=np.uint8).reshape(-1)
         step = 23 if i == 2 else 24  # frame 2: step smaller than a row
         messages.append((bags.IMAGE_TOPIC, bags.IMAGE_TYPE, ns, types[bags.IMAGE_TYPE](
@@ -233,7 +233,7 @@ def test_skip_reasons_from_a_hand_made_bag(tmp_path):
                              types[bags.STRING_TYPE](data='unstack the cups')))
         if i != 4:
             twist = types[bags.TWIST_STAMPED_TYPE](
-                header=bags._header(store, ns, 'ee'),
+                header=bags.make_header(store, ns, 'ee'),
                 twist=types[bags.TWIST_TYPE](linear=vector(0.01 * i, 0.0, 0.0),
                                              angular=vector(0.0, 0.0, 0.0)))
             messages.append((bags.GT_TWIST_TOPIC, bags.TWIST_STAMPED_TYPE, ns, twist))
