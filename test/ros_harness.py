@@ -15,6 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, Float64MultiArray, String
 
 from openvla_ros.core.images import encode_compressed, rgb_to_image_fields
+from openvla_ros.core.policy import report_of
 from openvla_ros.core.stats import ns_to_stamp_fields
 from openvla_ros.node.qos import LATCHED
 from openvla_ros.tools.harness import NodeRunner
@@ -27,7 +28,7 @@ class SharedPolicy:
     def __init__(self, policy):
         self._policy = policy
         self.decoder = policy.decoder
-        self.preparation = getattr(policy, 'preparation', None)
+        self.preparation = policy.preparation
         self.closed = False
 
     def predict(self, image, instruction, prompt_ids=None):
@@ -41,6 +42,9 @@ class SharedPolicy:
 
     def close(self, fast=False):
         self.closed = True
+
+    def engine_report(self):
+        return report_of(self._policy)
 
 
 class Harness:

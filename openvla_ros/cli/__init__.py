@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 import sys
+import textwrap
 import time
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
@@ -43,15 +44,18 @@ KEEP_LOGS = 30
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every available subcommand."""
-    parser = argparse.ArgumentParser(
-        prog='openvla-ros',
-        description='OpenVLA vision-language-action policy tools: predict, prepare-image, '
-                    'demo, evaluate, replay, make-bag, benchmark, make-test-model.')
+    # Raw: the description is wrapped here, without breaking make-test-model at its hyphens.
+    parser = argparse.ArgumentParser(prog='openvla-ros',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-v', '--verbose', action='store_true',
                         help='log engine and library messages')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    # Listed from the registered subcommands: a hand-written list once left doctor and serve out.
+    parser.description = textwrap.fill(
+        'OpenVLA vision-language-action policy tools: ' + ', '.join(subparsers.choices) + '.',
+        width=79, break_on_hyphens=False)
     return parser
 
 

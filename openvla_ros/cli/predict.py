@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         policy.close(fast=True)
     result = prediction.as_dict()
-    result['timings']['startup_s'] = policy.startup_s
-    result['engine'] = report
+    result['timings']['startup_s'] = report.startup_s
+    result['engine'] = report.as_dict()
     print(json.dumps(result))
     return 0

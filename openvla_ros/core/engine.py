@@ -23,6 +23,7 @@ from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
                                        normalize_dtype, resolve_dtype)
+from openvla_ros.core.policy import EngineReport, IN_PROCESS
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
 from openvla_ros.core.processes import (child_processes, ENGINE_LOG_ENV, engine_output_to,
                                         terminate)
@@ -248,7 +249,15 @@ def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | Non
 
 
 class VllmPolicy:
-    """Own one vLLM engine for an OpenVLA checkpoint and turn observations into actions."""
+    """Own one vLLM engine for an OpenVLA checkpoint and turn observations into actions.
+
+    Implements :class:`~openvla_ros.core.policy.ReportingPolicy`.
+    """
+
+    #: The checkpoint's unnormalization statistics (read before the engine starts).
+    decoder: ActionDecoder
+    #: How every image is prepared before the engine's processor sees it.
+    preparation: ImagePreparation
 
     def __init__(self, model: str, unnorm_key: str | None, *,
                  engine: EngineConfig | None = None,
@@ -265,12 +274,13 @@ class VllmPolicy:
         """
         engine = engine or EngineConfig()
         self._lock = threading.Lock()
+        self.llm: Any = None   # the engine, once built (None again once closed)
+        self._engine_processes: list = []
         if preparation is None:
             preparation = ImagePreparation()
         if not isinstance(preparation, ImagePreparation):
             raise TypeError(f'preparation must be an ImagePreparation, got {preparation!r}')
-        #: How every image is prepared before the engine's processor sees it.
-        self.preparation: ImagePreparation = preparation
+        self.preparation = preparation
         self.statistics_file = str(statistics_file) if statistics_file else None
         # Unnormalization needs only the config; read it before the engine so a bad key or a
         # bad statistics file fails in milliseconds, not after the engine's long start-up.
@@ -280,6 +290,8 @@ class VllmPolicy:
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
         with engine_output_to(None if llm is not None else os.environ.get(ENGINE_LOG_ENV)):
             machine = detect_machine()
+        #: The kind of device the engine runs on ('cpu', 'cuda', 'rocm', ...).
+        self.device = machine.device
         #: The dtype the engine runs with and why (``auto`` resolved for this machine).
         self.dtype_choice: DtypeChoice = resolve_dtype(engine.dtype, machine)
         options['dtype'] = self.dtype_choice.dtype
@@ -334,21 +346,21 @@ class VllmPolicy:
             logging.getLogger('vllm').setLevel(logging.ERROR)
         return llm
 
-    def engine_report(self) -> dict[str, Any]:
-        """Return what the engine runs with, JSON-ready.
+    def engine_report(self) -> EngineReport:
+        """Return what the engine runs with.
 
-        Dtype and why, device, start-up, the image preparation (``image_preprocessing``, as
-        :meth:`ImagePreparation.describe` writes it) and the statistics' provenance
-        (``unnorm_key``, ``statistics_source``, ``statistics_hash``).
+        Model, device, dtype and why, start-up, vLLM's options, the image preparation and the
+        statistics' provenance (``unnorm_key``, ``statistics_source``, ``statistics_hash``).
         """
-        report = self.dtype_choice.as_dict()
-        report.update({'startup_s': self.startup_s,
-                       'enforce_eager': bool(self.engine_options.get('enforce_eager', False)),
-                       'max_model_len': self.max_model_len,
-                       'image_preprocessing': self.preparation.describe(),
-                       'cpu_settings': dict(self.cpu_settings)})
-        report.update(self.decoder.provenance())
-        return report
+        choice = self.dtype_choice
+        return EngineReport.describing(
+            self.decoder, self.preparation, engine=IN_PROCESS, model=self.model,
+            statistics_file=self.statistics_file, startup_s=self.startup_s,
+            device=self.device, dtype=choice.dtype, dtype_requested=choice.requested,
+            dtype_reason=choice.reason, dtype_warning=choice.warning,
+            max_model_len=self.max_model_len,
+            enforce_eager=bool(self.engine_options.get('enforce_eager', False)),
+            engine_options=dict(self.engine_options), cpu_settings=dict(self.cpu_settings))
 
     def _hub_config(self) -> dict:
         """Return the config of a hub checkpoint, as vLLM resolved it (no second download)."""
@@ -400,7 +412,7 @@ class VllmPolicy:
 
     def is_alive(self) -> bool:
         """Return whether the engine can still answer (all of its processes are running)."""
-        if getattr(self, 'llm', None) is None:
+        if self.llm is None:
             return False
         import psutil
         for process in self._engine_processes:
@@ -420,7 +432,7 @@ class VllmPolicy:
         saving.
         """
         alive = self.is_alive()
-        llm, self.llm = getattr(self, 'llm', None), None
+        llm, self.llm = self.llm, None
         if llm is None:
             return
         if fast or not alive:

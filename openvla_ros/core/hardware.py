@@ -64,11 +64,6 @@ class DtypeChoice:
     reason: str
     warning: str = ''
 
-    def as_dict(self) -> dict:
-        """Return a JSON-ready view (``predict`` and ``benchmark`` output)."""
-        return {'dtype': self.dtype, 'dtype_reason': self.reason,
-                'dtype_requested': self.requested}
-
 
 def read_cpu_info(path: str = '/proc/cpuinfo') -> tuple[frozenset, str]:
     """Return the CPU's feature flags and model name (empty when the file is unreadable)."""

@@ -45,11 +45,14 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TYPE_CHECKING
 
 from openvla_ros.core.images import ImageError
 from openvla_ros.core.prompt import clean_instruction, InstructionError
 from openvla_ros.core.stats import percentile
+
+if TYPE_CHECKING:   # for annotations only: the loop needs no engine module at run time
+    from openvla_ros.core.policy import Policy
 
 _LOG = logging.getLogger(__name__)   # only when the outputs cannot report (see _report_safely)
 
@@ -267,7 +270,7 @@ class InferenceLoop:
         self._state = LoopState.STOPPED
         self._state_lock = threading.Lock()
         self._publish_lock = threading.Lock()   # orders the last action before the final zero
-        self._policy: Any = None
+        self._policy: Policy | None = None
         self._instruction: tuple[str, list[int] | None] = ('', None)
         self._instruction_lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -305,7 +308,7 @@ class InferenceLoop:
             if self._state not in (LoopState.DEAD, LoopState.FAULT):
                 self._state = state
 
-    def set_policy(self, policy: Any) -> None:
+    def set_policy(self, policy: Policy | None) -> None:
         """Use ``policy`` for the next requests (None: none); recomputes the prompt ids."""
         self._policy = policy
         with self._state_lock:
@@ -399,7 +402,7 @@ class InferenceLoop:
         if thread is not None and thread is not threading.current_thread() and join_timeout:
             thread.join(join_timeout)
 
-    def release(self) -> Any:
+    def release(self) -> Policy | None:
         """Stop using the policy and the engine thread; return the policy (to close it)."""
         policy, self._policy = self._policy, None
         with self._state_lock:
@@ -563,8 +566,8 @@ class InferenceLoop:
                                if key in prediction.timings}
 
     def _engine_alive(self) -> bool:
-        check = getattr(self._policy, 'is_alive', None)
-        return self._policy is not None and (check is None or bool(check()))
+        policy = self._policy
+        return policy is not None and bool(policy.is_alive())
 
     def _engine_failed(self, error: BaseException, settings: LoopSettings,
                        dead: bool = False) -> None:

@@ -38,6 +38,7 @@ from PIL import Image as PILImage
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
 from openvla_ros.core.engine import (check_jpeg_quality, DEFAULT_API_KEY_ENV, IMAGE_FORMATS,
                                      Prediction, resolve_model)
+from openvla_ros.core.policy import EngineReport, REMOTE, RemoteReport
 from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
 from openvla_ros.core.prompt import (build_prompt, GENERATED_TOKENS, IMAGE_TOKENS,
                                      prompt_token_ids, SPACE_TOKEN_ID)
@@ -601,10 +602,13 @@ class RemotePolicy:
     out, HTTP 5xx), :class:`RemoteAuthError` (API key), :class:`RemoteMismatchError` (another
     model, tokenizer or template), :class:`RemoteRequestError` (the server rejected one
     request), :class:`~openvla_ros.core.prompt.InstructionError` (empty or over-long instruction).
+    Implements :class:`~openvla_ros.core.policy.ReportingPolicy`.
     """
 
-    #: No local engine: the server chose its dtype (``openvla-ros serve`` reports it).
-    dtype_choice = None
+    #: The robot's own unnormalization statistics (the server only returns token ids).
+    decoder: ActionDecoder
+    #: How every image is prepared on the robot before it is sent.
+    preparation: ImagePreparation
 
     def __init__(self, model: str, unnorm_key: str | None, *, url: str,
                  api_key_env: str = DEFAULT_API_KEY_ENV, image_format: str = 'png',
@@ -623,6 +627,7 @@ class RemotePolicy:
         unless ``allow_insecure_http`` (the user's explicit opt-in).
         """
         started = time.perf_counter()
+        self.startup_s: float | None = None   # set once the server checks passed
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f'unknown image_format {image_format!r}: use one of '
                              f'{", ".join(IMAGE_FORMATS)}')
@@ -897,36 +902,27 @@ class RemotePolicy:
         self._closed = True
         self._http.stop()
 
-    def engine_report(self) -> dict[str, Any]:
-        """Return what the remote engine runs with, JSON-ready (never the API key)."""
+    def engine_report(self) -> EngineReport:
+        """Return what the remote engine runs with and the traffic so far (never the API key).
+
+        The dtype and device are the server's (``openvla-ros serve`` reports them), so they
+        are left empty here.
+        """
         with self._stats_lock:
             requests, total, last = (self.requests, self.request_bytes_total,
                                      self.last_request_bytes)
-        report: dict[str, Any] = {
-            'engine': 'remote',
-            'url': self.url,
-            'model': self.model,
-            'served_model': self.served_model,
-            'server_root': self.server_root,
-            'model_identity': self.identity,
-            'template_check': self.template_check,
-            'max_model_len': self.max_model_len,
-            'image_format': self.image_format,
-            'bit_exact_images': self.image_format == 'png',
-            'requests': requests,
-            'request_bytes_total': total,
-            'request_bytes_last': last,
-            'request_bytes_mean': total / requests if requests else 0.0,
-            'timeout_s': self.timeout_s,
-            'api_key_env': self.api_key_env,
-            'api_key_set': bool(os.environ.get(self.api_key_env)),
-            'startup_s': getattr(self, 'startup_s', float('nan')),
-            'image_preprocessing': self.preparation.describe(),
-        }
-        if self.image_format == 'jpeg':
-            report['jpeg_quality'] = self.jpeg_quality
-        report.update(self.decoder.provenance())
-        return report
+        server = RemoteReport(
+            url=self.url, served_model=self.served_model, server_root=self.server_root,
+            model_identity=self.identity, template_check=self.template_check,
+            image_format=self.image_format,
+            jpeg_quality=self.jpeg_quality if self.image_format == 'jpeg' else None,
+            timeout_s=self.timeout_s, api_key_env=self.api_key_env,
+            api_key_set=bool(os.environ.get(self.api_key_env)), requests=requests,
+            request_bytes_total=total, request_bytes_last=last)
+        return EngineReport.describing(
+            self.decoder, self.preparation, engine=REMOTE, model=self.model,
+            statistics_file=self.statistics_file, startup_s=self.startup_s,
+            max_model_len=self.max_model_len, remote=server)
 
 
 def _same_name(model: str, served: str, root: str) -> bool:

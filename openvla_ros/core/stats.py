@@ -21,16 +21,6 @@ def percentile(values: Iterable[float], q: float) -> float:
     return float(np.percentile(data, q)) if data else float('nan')
 
 
-def latency_summary(values: Iterable[float]) -> dict[str, float]:
-    """Return count, mean, p50, p95 and max of latencies (seconds); NaNs when empty."""
-    data = [float(v) for v in values]
-    if not data:
-        nan = float('nan')
-        return {'count': 0, 'mean': nan, 'p50': nan, 'p95': nan, 'max': nan}
-    return {'count': len(data), 'mean': float(np.mean(data)), 'p50': percentile(data, 50),
-            'p95': percentile(data, 95), 'max': float(np.max(data))}
-
-
 def stamp_to_ns(stamp) -> int:
     """Return a ROS ``builtin_interfaces/Time`` (anything with sec, nanosec) in nanoseconds."""
     return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)

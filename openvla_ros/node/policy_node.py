@@ -33,7 +33,7 @@ from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, String
 
 from openvla_ros.core.conditioning import Command
 from openvla_ros.core.decoding import ACTION_NAMES
-from openvla_ros.core.policy import make_policy
+from openvla_ros.core.policy import EngineReport, make_policy, Policy, report_of
 from openvla_ros.core.images import msg_to_pil
 from openvla_ros.core.inference_loop import Frame, InferenceLoop, LoopState
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE
@@ -54,7 +54,7 @@ class OpenVlaPolicyNode(LifecycleNode):
     """Lifecycle node publishing OpenVLA end-effector commands from camera frames."""
 
     def __init__(self, node_name: str = 'openvla_policy', *,
-                 policy_factory: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+                 policy_factory: Callable[..., Policy] | None = None, **kwargs: Any) -> None:
         """Declare parameters and interfaces; the engine loads in ``configure``.
 
         ``policy_factory(model, unnorm_key, *, engine, preparation, statistics_file)`` builds
@@ -109,7 +109,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.get_logger().info(f"ready (unconfigured); model={self._values['model']!r}, "
                                f"unnorm_key={self._values['unnorm_key']!r}")
 
-    def _make_policy(self, *args: Any, **kwargs: Any) -> Any:
+    def _make_policy(self, *args: Any, **kwargs: Any) -> Policy:
         # A remote request's deadline is the inference timeout: a late reply is never waited for.
         return make_policy(*args, timeout_s=float(self._values['inference_timeout']), **kwargs)
 
@@ -187,7 +187,7 @@ class OpenVlaPolicyNode(LifecycleNode):
                 statistics_file=str(values['statistics_file']).strip() or None)
         except Exception as error:  # noqa: B902 - any engine failure must fail the transition
             return self._configure_failure(error)
-        self._engine = _engine_report(policy, preparation, time.monotonic() - started)
+        self._engine = _engine_report(report_of(policy), time.monotonic() - started)
         self.loop.set_policy(policy)
         self._phase, self._configure_failed = 'ready', False
         info = self._engine
@@ -429,20 +429,19 @@ class _RosClock:
         return time.monotonic()
 
 
-def _engine_report(policy: Any, preparation: Any, startup_s: float) -> dict[str, Any]:
-    """Return dtype, statistics provenance and image preparation of a configured policy."""
-    choice = getattr(policy, 'dtype_choice', None)
-    decoder = policy.decoder
-    found = dict(decoder.provenance())
-    used = getattr(policy, 'preparation', None) or preparation
+def _engine_report(report: EngineReport, startup_s: float) -> dict[str, Any]:
+    """Return dtype, statistics provenance and image preparation of a configured policy.
+
+    ``startup_s`` is the node's own measure (the whole configure), not the engine's.
+    """
     return {'startup_s': startup_s,
-            'dtype': choice.dtype if choice else '',
-            'dtype_reason': choice.reason if choice else '',
-            'dtype_warning': choice.warning if choice else '',
-            'unnorm_key': str(found.get('unnorm_key', decoder.unnorm_key)),
-            'statistics_source': str(found.get('statistics_source') or 'not reported'),
-            'statistics_hash': str(found.get('statistics_hash') or ''),
-            'image_preprocessing': used.describe()}
+            'dtype': report.dtype,
+            'dtype_reason': report.dtype_reason,
+            'dtype_warning': report.dtype_warning,
+            'unnorm_key': str(report.unnorm_key),
+            'statistics_source': report.statistics_source,
+            'statistics_hash': report.statistics_hash,
+            'image_preprocessing': report.image_preprocessing}
 
 
 #: (phrase in the error, the fix) for configure failures, first match wins.

@@ -102,7 +102,8 @@ def _stamp_ns(stamp_s: float) -> int:
     return int(whole) * NS_PER_S + int(round((stamp_s - whole) * NS_PER_S))
 
 
-def _header(store: Any, stamp_ns: int, frame_id: str) -> Any:
+def make_header(store: Any, stamp_ns: int, frame_id: str) -> Any:
+    """Return a ``std_msgs/Header`` of ``store`` stamped ``stamp_ns`` (for messages to write)."""
     types = store.types
     return types['std_msgs/msg/Header'](
         stamp=types['builtin_interfaces/msg/Time'](**ns_to_stamp_fields(stamp_ns)),
@@ -333,7 +334,8 @@ def _seal_mcap_chunks(path: Path) -> int:
 # Writing
 
 
-def _storage_plugin(storage: str) -> Any:
+def storage_plugin(storage: str) -> Any:
+    """Return the rosbags writer plugin for ``storage`` (``mcap`` or ``sqlite3``)."""
     from rosbags.rosbag2 import StoragePlugin
     if storage not in STORAGES:
         raise BagError(f'unknown storage {storage!r}: use one of {", ".join(STORAGES)}')
@@ -373,7 +375,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
         raise BagError(
             f'output bag {str(out)!r} already exists: choose a new path, or pass --force to '
             'replace it')
-    plugin = _storage_plugin(storage)
+    plugin = storage_plugin(storage)
     if compressed and compressed_format not in ('jpeg', 'png'):
         raise BagError(f'unknown compressed format {compressed_format!r}: use jpeg or png')
     steps = load_steps(steps_json, rate_hz=rate_hz, t0_s=t0_s)
@@ -412,7 +414,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
                 if step.instruction != previous_instruction:
                     write(INSTRUCTION_TOPIC, types[STRING_TYPE](data=step.instruction), stamp)
                     previous_instruction = step.instruction
-                header = _header(store, stamp, 'camera')
+                header = make_header(store, stamp, 'camera')
                 if compressed:
                     payload = encode_compressed(rgb, compressed_format, quality=JPEG_QUALITY)
                     image = types[COMPRESSED_IMAGE_TYPE](
@@ -425,7 +427,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
                 write(image_topic, image, stamp)
                 vector = types['geometry_msgs/msg/Vector3']
                 twist = types[TWIST_STAMPED_TYPE](
-                    header=_header(store, stamp, 'ee'),
+                    header=make_header(store, stamp, 'ee'),
                     twist=types[TWIST_TYPE](linear=vector(*step.action[0:3]),
                                             angular=vector(*step.action[3:6])))
                 write(GT_TWIST_TOPIC, twist, stamp)
@@ -498,7 +500,7 @@ def write_synthetic_steps(folder: Path | str, n: int, size: int = 224, seed: int
 
 
 @dataclass
-class Frame:
+class BagFrame:
     """One image message of a bag; decode it with :meth:`rgb` when it is needed."""
 
     index: int
@@ -548,7 +550,7 @@ class BagData:
     gt_source: str
     #: 'header' when ground-truth stamps are header stamps, 'bag' when they are bag times.
     gt_time_base: str
-    frames: list[Frame] = field(default_factory=list)
+    frames: list[BagFrame] = field(default_factory=list)
     instructions: list[InstructionRecord] = field(default_factory=list)
     ground_truth: list[GroundTruth] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -560,7 +562,7 @@ class BagData:
         position = bisect.bisect_right(times, bag_time_ns)
         return self.instructions[position - 1].text if position else None
 
-    def frame_time(self, frame: Frame) -> float:
+    def frame_time(self, frame: BagFrame) -> float:
         """Return the frame's time on the clock its ground truth is stamped with."""
         return frame.stamp_s if self.gt_time_base == 'header' else frame.bag_time_s
 
@@ -605,7 +607,7 @@ def read_bag(bag_path: Path | str, image_topic: str | None = None,
     stamped with bag time) when given, else from the twist topic (``TwistStamped``, stamped with
     its header) paired with the gripper message (``Float64``) nearest in bag time, within
     ``pair_tolerance_s`` (default half the twist period). Images stay undecoded until
-    :meth:`Frame.rgb` is called.
+    :meth:`BagFrame.rgb` is called.
     """
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
@@ -697,16 +699,16 @@ def _collect(data: BagData, store: Any, connection: Any, timestamp: int, raw: by
     except Exception as exc:  # noqa: BLE001 - rosbags raises several types for corrupt CDR
         if topic == data.image_topic:
             # Keep the frame so it is accounted for (as a bad image), not silently lost.
-            data.frames.append(Frame(len(data.frames), timestamp / NS_PER_S, timestamp,
-                                     error=f'undecodable message ({exc})'))
+            data.frames.append(BagFrame(len(data.frames), timestamp / NS_PER_S, timestamp,
+                                        error=f'undecodable message ({exc})'))
         else:
             data.notes.append(f'{topic}: skipped an undecodable message at bag time '
                               f'{timestamp / NS_PER_S:.3f} s ({exc})')
         return
     if topic == data.image_topic:
         stamp = _stamp_of(msg)
-        data.frames.append(Frame(len(data.frames), (stamp or timestamp) / NS_PER_S, timestamp,
-                                 msg))
+        data.frames.append(BagFrame(len(data.frames), (stamp or timestamp) / NS_PER_S,
+                                    timestamp, msg))
     elif topic == data.instruction_topic:
         data.instructions.append(InstructionRecord(timestamp, str(msg.data)))
     elif topic == gt_array_topic:

@@ -39,9 +39,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.decoding import ActionDecoder
+from openvla_ros.core.engine import EngineConfig, Prediction
+from openvla_ros.core.policy import EngineReport, Policy, report_of
+from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, percentile, stamp_to_ns
-from openvla_ros.tools.report import jsonable, policy_provenance, write_json
+from openvla_ros.tools.report import jsonable, report_provenance, write_json
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, unique_image
 
 MODES = ('eager', 'graph')
@@ -143,13 +146,14 @@ def _is_cpu_platform() -> bool:
     return bool(current_platform.is_cpu())
 
 
-def _policy_mode(policy: Any) -> str:
-    options = getattr(policy, 'engine_options', None) or {}
-    return 'eager' if options.get('enforce_eager') else 'graph'
+def _policy_mode(report: EngineReport) -> str:
+    # An engine that does not say (remote, stand-in) counts as graph mode, vLLM's default.
+    return 'eager' if report.enforce_eager else 'graph'
 
 
-def measure_engine(policy: Any, images: int, warmup: int, instruction: str = DEFAULT_INSTRUCTION,
-                   salt: int = 0, progress: bool = True, label: str = 'engine') -> dict[str, Any]:
+def measure_engine(policy: Policy, images: int, warmup: int,
+                   instruction: str = DEFAULT_INSTRUCTION, salt: int = 0, progress: bool = True,
+                   label: str = 'engine') -> dict[str, Any]:
     """Run ``warmup`` then ``images`` predictions on distinct images; return the statistics."""
     from tqdm import tqdm
 
@@ -185,11 +189,10 @@ def measure_engine(policy: Any, images: int, warmup: int, instruction: str = DEF
 class _RecordingPolicy:
     """Forward to a policy, recording when each call ran and on which image; never close it."""
 
-    def __init__(self, policy: Any) -> None:
+    def __init__(self, policy: Policy) -> None:
         self._policy = policy
-        self.decoder = policy.decoder
-        self.model = getattr(policy, 'model', None)
-        self.preparation = getattr(policy, 'preparation', None)
+        self.decoder: ActionDecoder = policy.decoder
+        self.preparation: ImagePreparation = policy.preparation
         self.calls: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._busy = 0
@@ -203,7 +206,8 @@ class _RecordingPolicy:
     def prompt_ids(self, instruction: str) -> list[int]:
         return self._policy.prompt_ids(instruction)
 
-    def predict(self, image: Any, instruction: str, prompt_ids: Any = None) -> Any:
+    def predict(self, image: Any, instruction: str,
+                prompt_ids: Sequence[int] | None = None) -> Prediction:
         key = _image_key(image)
         with self._lock:
             self._busy += 1
@@ -221,11 +225,14 @@ class _RecordingPolicy:
         return prediction
 
     def is_alive(self) -> bool:
-        check = getattr(self._policy, 'is_alive', None)
-        return check() if check is not None else True
+        return self._policy.is_alive()
 
     def close(self, fast: bool = False) -> None:
         """Leave the engine to its owner."""
+
+    def engine_report(self) -> EngineReport:
+        """Return the recorded engine's report (the node logs and reports it)."""
+        return report_of(self._policy)
 
 
 def _node_values(node: Any) -> dict[str, Any]:
@@ -234,7 +241,7 @@ def _node_values(node: Any) -> dict[str, Any]:
             for key, value in node.status().items()}
 
 
-def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
+def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
                  instruction: str = DEFAULT_INSTRUCTION, salt: int = 0,
                  progress: bool = True) -> dict[str, Any]:
     """Run the policy node in-process on ``policy`` under a synthetic camera; return its figures.
@@ -259,6 +266,7 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f'node seconds must be positive, got {seconds}')
     recorder = _RecordingPolicy(policy)
+    report = recorder.engine_report()
     lock = threading.Lock()
     twists: list[tuple[int, int, int]] = []     # (stamp ns, source ns, received ns)
     actions: list[tuple[int, int]] = []         # (source ns, received ns)
@@ -266,13 +274,13 @@ def measure_node(policy: Any, camera_hz: float = 30.0, seconds: float = 20.0,
     stamps: set[int] = set()
     # A private context (works whether or not the caller initialised rclpy), a unique namespace.
     runner = NodeRunner({
-        'model': str(getattr(policy, 'model', '') or 'injected'),
+        'model': report.model or 'injected',
         'unnorm_key': str(policy.decoder.unnorm_key or ''), 'diagnostics_period': 0.5,
         # Every frame the engine takes counts, however late a slow engine takes the last one:
         # ages are measured and reported, not filtered.
         'max_image_age': 0.0,
-        'statistics_file': str(getattr(policy, 'statistics_file', None) or ''),
-        **preparation_values(getattr(policy, 'preparation', None))},
+        'statistics_file': report.statistics_file or '',
+        **preparation_values(policy.preparation)},
         namespace=f'openvla_benchmark_{os.getpid()}_{secrets.token_hex(3)}',
         policy_factory=lambda *args, **kwargs: recorder, context=rclpy.Context())
     try:
@@ -445,7 +453,7 @@ def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
 def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, images: int = 20,
                   warmup: int = 2, modes: Sequence[str] = MODES, camera_hz: float = 30.0,
                   node_seconds: float = 20.0, engine: EngineConfig | None = None,
-                  policy: Any = None,
+                  policy: Policy | None = None,
                   instruction: str = DEFAULT_INSTRUCTION, out: Path | str | None = None,
                   progress: bool = True, preparation: Any = None,
                   statistics_file: str | None = None) -> dict[str, Any]:
@@ -468,26 +476,26 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
     results: list[dict[str, Any]] = []
     node: dict[str, Any] | None = None
     node_skip = None if node_seconds > 0 else 'disabled (node seconds 0)'
+    given = report_of(policy) if policy is not None else None
     measured = [m for m in modes if not (m == 'graph' and on_cpu)
-                and (policy is None or m == _policy_mode(policy))]
+                and (given is None or m == _policy_mode(given))]
     node_mode = measured[-1] if measured else None
     settings = None
-    identity = {'model': str(getattr(policy, 'model', None) or model),
-                'unnorm_key': getattr(getattr(policy, 'decoder', None), 'unnorm_key',
-                                      unnorm_key)}
-    if policy is not None:
-        identity.update(policy_provenance(policy))
+    identity: dict[str, Any] = {'model': str(model), 'unnorm_key': unnorm_key}
+    if given is not None:
+        identity = {'model': given.model or str(model), 'unnorm_key': given.unnorm_key,
+                    **report_provenance(given)}
     for mode in modes:
         entry: dict[str, Any] = {'mode': mode}
         if mode == 'graph' and on_cpu:
             results.append({**entry, 'status': 'skipped', 'reason': CPU_GRAPH_REASON})
             continue
-        if policy is not None and mode != _policy_mode(policy):
+        if given is not None and mode != _policy_mode(given):
             results.append({**entry, 'status': 'skipped', 'reason':
-                            f'the given engine runs in {_policy_mode(policy)} mode'})
+                            f'the given engine runs in {_policy_mode(given)} mode'})
             continue
-        own = policy is None
-        if own:
+        current: Policy
+        if policy is None:
             from openvla_ros.core.engine import VllmPolicy
             current = VllmPolicy(model, unnorm_key,
                                  engine=replace(engine or EngineConfig(),
@@ -496,15 +504,14 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
         else:
             current = policy
         try:
+            report = report_of(current)
             entry.update({'status': 'measured',
-                          'engine_options': jsonable(current.engine_options),
-                          'startup_s': getattr(current, 'startup_s', None)})
-            report_engine = getattr(current, 'engine_report', None)
-            if callable(report_engine):
-                entry['engine'] = jsonable(report_engine())
+                          'engine_options': jsonable(report.engine_options),
+                          'startup_s': report.startup_s,
+                          'engine': jsonable(report.as_dict())})
             settings = entry['engine_options']
-            identity = {'model': str(current.model), 'unnorm_key': current.decoder.unnorm_key,
-                        **policy_provenance(current)}
+            identity = {'model': report.model or str(model), 'unnorm_key': report.unnorm_key,
+                        **report_provenance(report)}
             measure_started = time.perf_counter()
             entry.update(measure_engine(current, images, warmup, instruction, salt, progress,
                                         label=mode))
@@ -522,7 +529,7 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                         node['engine_mode'] = mode
                         node['wall_time_s'] = time.perf_counter() - node_started
         finally:
-            if own:
+            if policy is None:   # built here: closed here; a given engine stays open
                 current.close()
         results.append(entry)
     if node is None and node_skip is None:

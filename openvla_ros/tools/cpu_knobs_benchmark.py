@@ -54,10 +54,11 @@ def measure_knobs(model: str, unnorm_key: str | None, names: Sequence[str], imag
             try:
                 figures = measure_engine(policy, images, warmup, salt=salt, progress=progress,
                                          label=name)
+                report = policy.engine_report()
             finally:
                 policy.close()
         rows.append({'setting': name, 'status': 'measured', 'environment': env,
-                     'startup_s': policy.startup_s, 'dtype': policy.dtype_choice.dtype,
+                     'startup_s': report.startup_s, 'dtype': report.dtype,
                      'e2e_ms': figures['e2e_ms'], 'ttft_ms': figures['ttft_ms']})
     measured = [row for row in rows if row['status'] == 'measured']
     if measured:

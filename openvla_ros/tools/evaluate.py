@@ -31,10 +31,11 @@ import numpy as np
 from openvla_ros.core.decoding import ACTION_DIM
 from openvla_ros.core.engine import EngineConfig
 from openvla_ros.core.images import DEFAULT_MAX_PIXELS, ImageError
+from openvla_ros.core.policy import Policy, report_of
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools.bags import BagData, INSTRUCTION_TOPIC, read_bag
 from openvla_ros.tools.metrics import match_ground_truth
-from openvla_ros.tools.report import jsonable, policy_provenance, write_report
+from openvla_ros.tools.report import jsonable, report_provenance, write_report
 
 #: Skip reasons, in the order they are checked.
 SKIP_REASONS = ('stride', 'limit', 'no_ground_truth', 'no_instruction', 'bad_image',
@@ -56,20 +57,19 @@ def check_options(stride: int, limit: int | None, warmup: int) -> None:
         raise EvaluationError(f'warmup must be an integer >= 0, got {warmup!r}')
 
 
-def _policy_metadata(policy: Any) -> dict[str, Any]:
+def _policy_metadata(policy: Policy) -> dict[str, Any]:
     """Return what the policy tells about itself.
 
     Model, unnorm_key, engine options, start-up, image preparation and the statistics'
     source and hash (None where the policy does not say).
     """
-    decoder = getattr(policy, 'decoder', None)
-    provenance = policy_provenance(policy)
+    report = report_of(policy)
     return {
-        'model': getattr(policy, 'model', None),
-        'unnorm_key': getattr(decoder, 'unnorm_key', getattr(policy, 'unnorm_key', None)),
-        'engine_options': jsonable(getattr(policy, 'engine_options', None)),
-        'startup_s': getattr(policy, 'startup_s', None),
-        **provenance,
+        'model': report.model or None,
+        'unnorm_key': report.unnorm_key,
+        'engine_options': jsonable(report.engine_options),
+        'startup_s': report.startup_s,
+        **report_provenance(report),
     }
 
 
@@ -82,7 +82,7 @@ def _prediction_action(prediction: Any) -> np.ndarray:
     return action
 
 
-def evaluate_bag(policy: Any, bag_data_or_path: BagData | Path | str, out_dir: Path | str,
+def evaluate_bag(policy: Policy, bag_data_or_path: BagData | Path | str, out_dir: Path | str,
                  instruction: str | None = None, stride: int = 1, limit: int | None = None,
                  warmup: int = 1, progress: bool = True, tolerance_s: float | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS,

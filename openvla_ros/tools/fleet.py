@@ -16,8 +16,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from openvla_ros.core.stats import percentile
+from openvla_ros.core.policy import Policy
 from openvla_ros.core.remote import DEFAULT_API_KEY_ENV, RemoteError, RemotePolicy
+from openvla_ros.core.stats import percentile
 from openvla_ros.tools.synthetic import scene_image
 
 DEFAULT_INSTRUCTION = 'put the spoon on the towel'
@@ -41,7 +42,7 @@ def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[in
               requests_per_client: int = 4, images: Sequence[np.ndarray] | None = None, *,
               instruction: str = DEFAULT_INSTRUCTION, api_key_env: str = DEFAULT_API_KEY_ENV,
               image_format: str = 'png', timeout_s: float = 300.0,
-              policy_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
+              policy_factory: Callable[..., Policy] | None = None) -> dict[str, Any]:
     """Return per-client p50/p95 latency and aggregate actions/s for each client count, JSON-ready.
 
     For each K in ``clients``, K threads each build a policy, wait for the others, then send
@@ -70,7 +71,7 @@ def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[in
 
     runs = []
     for count in counts:
-        policies: list[Any] = []
+        policies: list[Policy] = []
         try:
             for _ in range(count):
                 policies.append(factory(model, unnorm_key, url=url, api_key_env=api_key_env,

@@ -18,6 +18,7 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
+from openvla_ros.core.policy import Policy
 from openvla_ros.node import parameters as node_parameters
 from openvla_ros.node.policy_node import OpenVlaPolicyNode
 
@@ -26,7 +27,7 @@ class NodeRunner:
     """One :class:`OpenVlaPolicyNode` (plus peer nodes) spinning on a background executor."""
 
     def __init__(self, values: dict[str, Any], *, namespace: str = '',
-                 policy_factory: Callable[..., Any] | None = None, threads: int = 3,
+                 policy_factory: Callable[..., Policy] | None = None, threads: int = 3,
                  loopback: bool = True, context: Any = None) -> None:
         """Build the node with parameter ``values`` (name -> value) and start spinning.
 

@@ -12,21 +12,10 @@ engine and no vLLM: this runs in a fraction of a second anywhere.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
-
-
-def processor_view(image: Any, preparation: ImagePreparation | None = None) -> Image.Image:
-    """Return the RGB image the model's processor normalizes for ``image``: 224 x 224.
-
-    ``image`` is a Pillow image or an (H, W, 3) uint8 RGB array. The prepared frame (see
-    :func:`~openvla_ros.core.preprocessing.prepare`) is resized as vLLM's OpenVLA processor does,
-    Pillow bicubic to 224 x 224 (a no-op on frames the preparation already made 224 x 224).
-    """
-    return processor_resize(prepare(image, preparation))
 
 
 def processor_resize(prepared: Image.Image) -> Image.Image:

@@ -5,7 +5,7 @@
 :func:`write_report` summarizes the evaluated frames
 (:func:`~openvla_ros.tools.metrics.summarize`), counts the skipped ones by reason and writes
 ``report.json``, ``report.md`` and the plots; :func:`format_table` is the short terminal view.
-:func:`policy_provenance` and :func:`jsonable` describe an engine for this report and for the
+:func:`report_provenance` and :func:`jsonable` describe an engine for this report and for the
 benchmark's.
 """
 
@@ -18,6 +18,7 @@ import time
 from typing import Any, Mapping
 
 from openvla_ros.core.decoding import ACTION_DIM, ACTION_NAMES
+from openvla_ros.core.policy import EngineReport
 from openvla_ros.tools.metrics import GRIPPER_THRESHOLD, summarize
 from openvla_ros.tools.plots import ACTION_UNITS
 
@@ -44,14 +45,11 @@ def write_json(path: Path | str, data: Any) -> Path:
     return out
 
 
-def policy_provenance(policy: Any) -> dict[str, Any]:
-    """Return the policy's image preparation and statistics source and hash (None if unknown)."""
-    preparation = getattr(policy, 'preparation', None)
-    provenance = getattr(getattr(policy, 'decoder', None), 'provenance', None)
-    found = provenance() if callable(provenance) else {}
-    return {'image_preprocessing': preparation.describe() if preparation is not None else None,
-            'statistics_source': found.get('statistics_source'),
-            'statistics_hash': found.get('statistics_hash')}
+def report_provenance(report: EngineReport) -> dict[str, Any]:
+    """Return the engine's image preparation and the statistics' source and hash."""
+    return {'image_preprocessing': report.image_preprocessing,
+            'statistics_source': report.statistics_source,
+            'statistics_hash': report.statistics_hash}
 
 
 def write_report(out_dir: Path | str, records: list[dict[str, Any]],

@@ -84,14 +84,14 @@ def test_preparation_is_applied_inside_predict(policy):
     frame = scene_image(5)
     crop = ImagePreparation(mode='training', center_crop=True)
     assert policy.preparation == ImagePreparation()
-    assert policy.engine_report()['image_preprocessing'] == 'processor'
+    assert policy.engine_report().image_preprocessing == 'processor'
     # The same engine: a cropping policy on the frame answers as the plain policy does on
     # the frame cropped beforehand.
     expected = policy.predict(prepare(frame, crop), INSTRUCTION)
     policy.preparation = crop
     try:
         cropped = policy.predict(frame, INSTRUCTION)
-        assert policy.engine_report()['image_preprocessing'] == 'training+center_crop(0.9)'
+        assert policy.engine_report().image_preprocessing == 'training+center_crop(0.9)'
     finally:
         policy.preparation = ImagePreparation()
     assert cropped.token_ids == expected.token_ids

@@ -139,9 +139,9 @@ def test_api_key_is_required(served, test_model, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
     policy = connect(test_model, served.url)
     report = policy.engine_report()
-    assert report['model_identity'] == 'config.json fingerprint'
-    assert report['template_check'] == 'server template renders the reference prompt ids'
-    assert KEY not in json.dumps(report) and KEY not in repr(policy)
+    assert report.remote.model_identity == 'config.json fingerprint'
+    assert report.remote.template_check == 'server template renders the reference prompt ids'
+    assert KEY not in json.dumps(report.as_dict()) and KEY not in repr(policy)
     policy.close()
 
 
@@ -199,8 +199,8 @@ def test_remote_equals_in_process(request, served, remote_results):
     # Like with like: the same dtype and engine settings on both sides (the server's come from
     # ``serve``, which uses the in-process engine's defaults for everything else).
     report = policy.engine_report()
-    assert report['dtype'] == engine_dtype(), report
-    assert (report['max_model_len'], report['enforce_eager']) == (512, True), report
+    assert report.dtype == engine_dtype(), report
+    assert (report.max_model_len, report.enforce_eager) == (512, True), report
     mismatches = []
     ratios = []
     for index, (remote_ids, timings) in enumerate(remote_results):

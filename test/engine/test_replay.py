@@ -14,6 +14,7 @@ from rosbags.rosbag2 import Reader  # noqa: E402
 from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps  # noqa: E402
 from openvla_ros.cli import main  # noqa: E402
 from openvla_ros.core.engine import Prediction  # noqa: E402
+from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402
 from openvla_ros.tools.harness import NodeRunner  # noqa: E402
 from openvla_ros.tools.replay import replay_bag, ReplayError  # noqa: E402
 from ros_harness import SharedPolicy  # noqa: E402
@@ -37,8 +38,13 @@ class SlowFakePolicy:
         level = float(np.asarray(image).mean()) / 255.0
         return Prediction(np.full(7, level), [31744] * 7, {'e2e_s': 0.7})
 
+    preparation = ImagePreparation()
+
     def prompt_ids(self, instruction):
         return [1]
+
+    def is_alive(self):
+        return True
 
     def close(self, fast=False):
         pass

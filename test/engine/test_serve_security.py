@@ -188,7 +188,7 @@ def test_client_over_https_with_the_private_ca(server, pki, test_model, monkeypa
     try:
         prediction = policy.predict(scene_image(4), INSTRUCTION)
         assert len(prediction.token_ids) == 7
-        assert policy.engine_report()['url'].startswith('https://')
+        assert policy.engine_report().remote.url.startswith('https://')
     finally:
         policy.close()
 

@@ -1,36 +1,33 @@
 # Copyright 2026 openvla_ros developers
 # SPDX-License-Identifier: Apache-2.0
-"""Fine-tuned checkpoints end to end without an engine: flags, node, policy boundary, tools.
+"""Fine-tuned checkpoints end to end without an engine: node and policy boundary.
 
 The engine is a recording stand-in handed to the real :class:`VllmPolicy` (``llm=``), so the
 policy's own ``predict`` prepares the image and builds the request; the node runs over real
-rclpy. Expected images are computed here from the geometry of the reference crop, never with
-``openvla_ros.core.preprocessing``.
+rclpy. Expected images are computed in ``affine_images`` from the geometry of the reference
+crop, never with ``openvla_ros.core.preprocessing``. The command-line flags and
+``prepare-image``, which need neither ROS nor an engine, are tested in
+``test/unit/test_preparation_flags.py``.
 """
 
 import hashlib
 import importlib.util
 import json
-import math
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
 
 import numpy as np
-from PIL import Image
 import pytest
 
-from openvla_ros.cli import build_parser, main
-from openvla_ros.cli.common import preparation_from_args, statistics_file_from_args
+from affine_images import (affine_image, assert_close, bilinear_centre_crop, expected_crop,
+                           HEIGHT, pixel_centres, SIZE, WIDTH)
 from openvla_ros.core.engine import VllmPolicy
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools.generated_checkpoint import model_config, NORM_STATS
 
 OVERRIDE = {'lab_arm': {'action': {'q01': [-2.0] * 6 + [0.0], 'q99': [2.0] * 6 + [1.0],
                                    'mask': [True] * 6 + [False]}}}
-SIZE = 224
 
 # VllmPolicy with an injected LLM still builds vLLM's SamplingParams: the engine must be installed
 # (environments without it, such as the Jazzy no-engine tiers, skip those tests). A mark, not a
@@ -48,81 +45,6 @@ def canonical_hash(key, action):
                        'mask': [bool(v) for v in mask]},
                       sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-# An affine image: bilinear interpolation reproduces it exactly, so the crop's output is known
-# in closed form from the crop geometry alone (up to the uint8 rounding of the input).
-HEIGHT, WIDTH = 480, 640
-SLOPES = ((0.0, 0.39), (0.5, 0.0), (0.2, 0.2))   # per channel: (per row, per column)
-OFFSETS = (2.0, 3.0, 1.0)
-
-
-def affine_image(height=HEIGHT, width=WIDTH):
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    channels = [np.floor(o + a * y + b * x) for o, (a, b) in zip(OFFSETS, SLOPES)]
-    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
-
-
-def affine_value(y, x):
-    """Return the (unrounded) affine image at float positions, shape (len(y), len(x), 3)."""
-    y, x = np.asarray(y)[:, None], np.asarray(x)[None, :]
-    return np.stack([o + a * y + b * x for o, (a, b) in zip(OFFSETS, SLOPES)], axis=-1)
-
-
-def expected_crop(scale, height, width, to_source=None):
-    """Return the closed-form centre crop of the affine image (reference geometry).
-
-    The crop keeps the centred ``scale`` of the area (side fraction sqrt(scale)) and samples it
-    corner-aligned: row i at (off + i * side / 223) * (H - 1). ``to_source`` maps positions
-    of an intermediate image back to the original (for a crop after a resize).
-    """
-    side = math.sqrt(scale)
-    offset = (1.0 - side) / 2.0
-    steps = np.arange(SIZE) * side / (SIZE - 1)
-    rows = (offset + steps) * (height - 1)
-    cols = (offset + steps) * (width - 1)
-    if to_source is not None:
-        rows, cols = to_source(rows, HEIGHT, height), to_source(cols, WIDTH, width)
-    return affine_value(rows, cols)
-
-
-def bilinear_centre_crop(rgb, scale):
-    """Return the reference centre crop of any image in float (0-255 units), written here.
-
-    Corner-aligned bilinear sampling of the centred box whose sides are sqrt(scale), as
-    ``tf.image.crop_and_resize``; the result is not rounded (the module truncates after
-    scaling by 255.5 / 255, which moves it by at most 1.5 levels).
-    """
-    image = np.asarray(rgb).astype(np.float64)
-    side = math.sqrt(scale)
-    offset = (1.0 - side) / 2.0
-    steps = offset + np.arange(SIZE) * side / (SIZE - 1)
-
-    def sample(axis_size):
-        position = steps * (axis_size - 1)
-        low = np.floor(position).astype(int)
-        high = np.minimum(low + 1, axis_size - 1)
-        return low, high, position - low
-    top, bottom, fy = sample(image.shape[0])
-    left, right, fx = sample(image.shape[1])
-    fy, fx = fy[:, None, None], fx[None, :, None]
-    upper = image[top][:, left] * (1 - fx) + image[top][:, right] * fx
-    lower = image[bottom][:, left] * (1 - fx) + image[bottom][:, right] * fx
-    return upper * (1 - fy) + lower * fy
-
-
-def pixel_centres(position, source_size, resized_size):
-    """Map a position in a resized image to the source (pixel-centre convention)."""
-    return (position + 0.5) * source_size / resized_size - 0.5
-
-
-def assert_close(image, expected, max_abs, interior=0):
-    got = np.asarray(image).astype(np.float64)
-    if interior:
-        got = got[interior:-interior, interior:-interior]
-        expected = expected[interior:-interior, interior:-interior]
-    diff = np.abs(got - expected)
-    assert diff.max() <= max_abs, f'max abs difference {diff.max():.2f} > {max_abs}'
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,13 +138,15 @@ def test_engine_report_and_statistics_file(checkpoint, statistics_file):
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=RecordingLLM(),
                         preparation=preparation)
     report = policy.engine_report()
-    assert report['image_preprocessing'] == 'training+center_crop(0.8)'
-    assert report['unnorm_key'] == 'bridge_orig'
-    assert report['statistics_source'] == 'config.json norm_stats'
-    assert report['statistics_hash'] == canonical_hash('bridge_orig',
-                                                       NORM_STATS['bridge_orig']['action'])
-    assert {'dtype', 'startup_s', 'max_model_len'} <= set(report)
-    json.dumps(report)
+    assert report.image_preprocessing == 'training+center_crop(0.8)'
+    assert report.unnorm_key == 'bridge_orig'
+    assert report.statistics_source == 'config.json norm_stats'
+    assert report.statistics_hash == canonical_hash('bridge_orig',
+                                                    NORM_STATS['bridge_orig']['action'])
+    assert report.engine == 'in-process' and report.model == policy.model
+    assert report.dtype == policy.dtype_choice.dtype and report.device
+    assert {'dtype', 'startup_s', 'max_model_len'} <= set(report.as_dict())
+    json.dumps(report.as_dict())
     policy = VllmPolicy(str(checkpoint), 'lab_arm', llm=RecordingLLM(),
                         statistics_file=str(statistics_file))
     provenance = policy.decoder.provenance()
@@ -232,126 +156,6 @@ def test_engine_report_and_statistics_file(checkpoint, statistics_file):
     with pytest.raises(ValueError, match="unknown unnorm_key 'bridge_orig'"):
         VllmPolicy(str(checkpoint), 'bridge_orig', llm=RecordingLLM(),
                    statistics_file=str(statistics_file))
-
-
-# --------------------------------------------------------------------------------------------
-# Command-line flags: one argparse group, the same ImagePreparation in every subcommand
-
-REQUIRED = {
-    'predict': ['predict', '--model', 'm', '--image', 'i.png', '--instruction', 'go'],
-    'evaluate': ['evaluate', 'bag', '--model', 'm', '--out', 'o'],
-    'benchmark': ['benchmark', '--model', 'm'],
-    'demo': ['demo'],
-    'replay': ['replay', 'bag', '--out', 'o'],
-    'prepare-image': ['prepare-image', 'in.png', 'out.png'],
-}
-FLAGS = ['--image-preprocessing', 'training', '--center-crop', '--center-crop-scale', '0.8']
-
-
-@pytest.mark.parametrize('command', sorted(REQUIRED))
-def test_flags_parse_into_the_same_preparation(command):
-    parser = build_parser()
-    args = parser.parse_args(REQUIRED[command])
-    assert preparation_from_args(args) == ImagePreparation()
-    assert statistics_file_from_args(args) is None
-    statistics = [] if command == 'prepare-image' else ['--statistics-file', 'lab.json']
-    args = parser.parse_args(REQUIRED[command] + FLAGS + statistics)
-    assert preparation_from_args(args) == ImagePreparation(
-        mode='training', center_crop=True, center_crop_scale=0.8)
-    assert statistics_file_from_args(args) == ('lab.json' if statistics else None)
-
-
-def test_bad_flag_values():
-    parser = build_parser()
-    with pytest.raises(SystemExit):
-        parser.parse_args(REQUIRED['predict'] + ['--image-preprocessing', 'jpeg'])
-    args = parser.parse_args(REQUIRED['predict'] + ['--center-crop-scale', '1.5'])
-    with pytest.raises(ValueError, match=r'center_crop_scale must be an area fraction'):
-        preparation_from_args(args)
-
-
-def test_replay_flags_are_checked_against_the_node():
-    from openvla_ros.cli.replay import expected_settings_from_args
-    from openvla_ros.tools.replay import check_node_settings, ReplayError
-    parser = build_parser()
-    unasked = expected_settings_from_args(parser.parse_args(REQUIRED['replay']))
-    assert set(unasked.values()) == {None}
-    node = {'image_preprocessing': 'processor', 'center_crop': False, 'center_crop_scale': 0.9,
-            'statistics_file': ''}
-    check_node_settings(node, unasked, '/policy')   # nothing asked, nothing checked
-    asked = expected_settings_from_args(parser.parse_args(REQUIRED['replay'] + FLAGS))
-    with pytest.raises(ReplayError) as caught:
-        check_node_settings(node, asked, '/policy')
-    message = str(caught.value)
-    assert "image_preprocessing is 'processor', not 'training'" in message
-    assert 'center_crop is False, not True' in message and 'center_crop_scale' in message
-    check_node_settings({**node, 'image_preprocessing': 'training', 'center_crop': True,
-                         'center_crop_scale': 0.8}, asked, '/policy')
-
-
-# --------------------------------------------------------------------------------------------
-# prepare-image
-
-
-@pytest.fixture
-def frame_file(tmp_path):
-    path = tmp_path / 'frame.png'
-    Image.fromarray(affine_image()).save(path)
-    return path
-
-
-def test_prepare_image_processor_mode_is_the_processor_resize(tmp_path, frame_file, capsys):
-    out = tmp_path / 'seen.png'
-    assert main(['prepare-image', str(frame_file), str(out)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert len(line.splitlines()) == 1 and 'processor' in line and '224x224' in line
-    with Image.open(out) as seen, Image.open(frame_file) as original:
-        assert seen.mode == 'RGB' and seen.size == (SIZE, SIZE)
-        expected = original.convert('RGB').resize((SIZE, SIZE), Image.Resampling.BICUBIC)
-        np.testing.assert_array_equal(np.asarray(seen), np.asarray(expected))
-
-
-@pytest.mark.parametrize('scale', [0.9, 0.5])
-def test_prepare_image_centre_crop(tmp_path, frame_file, capsys, scale):
-    out = tmp_path / 'seen.png'
-    assert main(['prepare-image', str(frame_file), str(out), '--center-crop',
-                 '--center-crop-scale', str(scale)]) == 0
-    assert f'center_crop({scale:g})' in capsys.readouterr().out
-    with Image.open(out) as seen:
-        assert seen.mode == 'RGB' and seen.size == (SIZE, SIZE)
-        assert_close(seen, expected_crop(scale, HEIGHT, WIDTH) - 0.5, max_abs=1.6)
-
-
-def test_prepare_image_training_mode(tmp_path, frame_file):
-    out = tmp_path / 'seen.png'
-    assert main(['prepare-image', str(frame_file), str(out), '--image-preprocessing',
-                 'training']) == 0
-    with Image.open(out) as seen:
-        assert seen.mode == 'RGB' and seen.size == (SIZE, SIZE)
-        rows = pixel_centres(np.arange(SIZE), HEIGHT, SIZE)
-        cols = pixel_centres(np.arange(SIZE), WIDTH, SIZE)
-        # JPEG and rounding move the affine image by a few levels; the geometry is exact.
-        assert_close(seen, affine_value(rows, cols), max_abs=6.0)
-
-
-def test_prepare_image_bad_input_exit_2_one_line(tmp_path, capsys):
-    broken = tmp_path / 'broken.png'
-    broken.write_bytes(b'not an image')
-    for path, phrase in ((broken, 'cannot read image'), (tmp_path / 'none.png', 'does not exist')):
-        assert main(['prepare-image', str(path), str(tmp_path / 'out.png')]) == 2
-        err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and phrase in err, err
-    assert not (tmp_path / 'out.png').exists()
-
-
-def test_prepare_image_needs_no_engine(tmp_path, frame_file):
-    code = ('import sys; from openvla_ros.cli import main; '
-            f'code = main(["prepare-image", {str(frame_file)!r}, {str(tmp_path / "o.png")!r}]); '
-            'print(sorted(m for m in ("vllm", "torch") if m in sys.modules)); sys.exit(code)')
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == '[]'
 
 
 # --------------------------------------------------------------------------------------------

@@ -112,14 +112,14 @@ def test_evaluate_uses_the_node_limit_by_default(tmp_path):
     messages = []
     for i, data in enumerate([bomb_png(10000, 10000, full=False), _png(8)]):
         ns = 2_000_000_000 + i * 200_000_000
-        msg = types[bags.COMPRESSED_IMAGE_TYPE](header=bags._header(store, ns, 'camera'),
+        msg = types[bags.COMPRESSED_IMAGE_TYPE](header=bags.make_header(store, ns, 'camera'),
                                                 format='png',
                                                 data=__import__('numpy').frombuffer(
                                                     data, dtype='uint8'))
         messages.append((bags.COMPRESSED_IMAGE_TOPIC, bags.COMPRESSED_IMAGE_TYPE, ns, msg))
         messages.append((bags.GT_TWIST_TOPIC, bags.TWIST_STAMPED_TYPE, ns,
                          types[bags.TWIST_STAMPED_TYPE](
-                             header=bags._header(store, ns, 'ee'),
+                             header=bags.make_header(store, ns, 'ee'),
                              twist=types[bags.TWIST_TYPE](
                                  linear=types['geometry_msgs/msg/Vector3'](0.0, 0.0, 0.0),
                                  angular=types['geometry_msgs/msg/Vector3'](0.0, 0.0, 0.0)))))
@@ -144,12 +144,29 @@ def _png(size):
 
 
 class _ConstantPolicy:
-    model = 'constant'
-    engine_options = {}
+    """A policy (core.policy.Policy) answering zeros; it does not report an engine."""
 
-    def predict(self, image, instruction):
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from openvla_ros.core.preprocessing import ImagePreparation
+        self.decoder = SimpleNamespace(unnorm_key='bridge_orig', provenance=lambda: {
+            'unnorm_key': 'bridge_orig', 'statistics_source': 'constant',
+            'statistics_hash': ''})
+        self.preparation = ImagePreparation()
+
+    def prompt_ids(self, instruction):
+        return [1, 29871]
+
+    def predict(self, image, instruction, prompt_ids=None):
         from openvla_ros.core.engine import Prediction
         return Prediction(action=__import__('numpy').zeros(7), token_ids=[31872] * 7)
+
+    def is_alive(self):
+        return True
+
+    def close(self, fast=False):
+        pass
 
 
 def _write_bag(path, messages):

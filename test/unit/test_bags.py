@@ -234,7 +234,7 @@ def _write_bag(path, messages, storage='sqlite3'):
     """Write ``(topic, msgtype, bag_ns, msg)`` messages to a new bag."""
     store = bags.typestore()
     connections = {}
-    with Writer(path, version=8, storage_plugin=bags._storage_plugin(storage)) as writer:
+    with Writer(path, version=8, storage_plugin=bags.storage_plugin(storage)) as writer:
         for topic, msgtype, ns, msg in messages:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
@@ -247,7 +247,7 @@ def _image_msg(ns, value=0, size=4):
     store = bags.typestore()
     rgb = np.full((size, size, 3), value, dtype=np.uint8)
     return store.types[bags.IMAGE_TYPE](
-        header=bags._header(store, ns, 'camera'), height=size, width=size, encoding='rgb8',
+        header=bags.make_header(store, ns, 'camera'), height=size, width=size, encoding='rgb8',
         is_bigendian=0, step=size * 3, data=rgb.reshape(-1))
 
 
@@ -326,7 +326,7 @@ def test_twist_gripper_pairing_with_missing_gripper(tmp_path):
     for i in range(4):
         ns = 10 ** 9 + i * 200_000_000
         messages.append((IMAGE_TOPIC, bags.IMAGE_TYPE, ns, _image_msg(ns)))
-        twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags._header(store, ns - 5_000_000, 'ee'),
+        twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags.make_header(store, ns - 5_000_000, 'ee'),
                      twist=_msg(bags.TWIST_TYPE, linear=vector(i, 0.0, 0.0),
                                 angular=vector(0.0, 0.0, 0.5)))
         messages.append((bags.GT_TWIST_TOPIC, bags.TWIST_STAMPED_TYPE, ns, twist))
@@ -345,7 +345,7 @@ def _gt_messages(ns):
     """Return one zero twist and gripper message at ``ns``."""
     store = bags.typestore()
     vector = store.types['geometry_msgs/msg/Vector3']
-    twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags._header(store, ns, 'ee'),
+    twist = _msg(bags.TWIST_STAMPED_TYPE, header=bags.make_header(store, ns, 'ee'),
                  twist=_msg(bags.TWIST_TYPE, linear=vector(0.0, 0.0, 0.0),
                             angular=vector(0.0, 0.0, 0.0)))
     return [(bags.GT_TWIST_TOPIC, bags.TWIST_STAMPED_TYPE, ns, twist),
@@ -357,7 +357,7 @@ def test_bad_image_message_is_kept_and_raises_image_error(tmp_path):
     t = 10 ** 9
     store = bags.typestore()
     broken = store.types[bags.COMPRESSED_IMAGE_TYPE](
-        header=bags._header(store, t, 'camera'), format='jpeg',
+        header=bags.make_header(store, t, 'camera'), format='jpeg',
         data=np.frombuffer(b'garbage', dtype=np.uint8))
     path = _write_bag(tmp_path / 'bag', [
         (COMPRESSED_IMAGE_TOPIC, bags.COMPRESSED_IMAGE_TYPE, t, broken), *_gt_messages(t)])

@@ -69,3 +69,14 @@ def test_every_verb_has_help(verb, capsys):
 def test_no_verb_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert 'COMMAND' in capsys.readouterr().out
+
+
+def test_top_level_help_names_every_verb(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(['--help'])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    description = ' '.join(out.split('\n\n')[1].split())   # the paragraph after the usage
+    assert description.startswith('OpenVLA vision-language-action policy tools:')
+    listed = description.split(':', 1)[1].rstrip('.').replace(' ', '').split(',')
+    assert listed == list(VERBS)

@@ -4,6 +4,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,7 @@ from openvla_ros.cli import main
 from openvla_ros.core import engine as policy_module
 from openvla_ros.core.decoding import ActionDecoder
 from openvla_ros.core.engine import Prediction
+from openvla_ros.core.policy import EngineReport
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools import bags, report
 from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps
@@ -30,14 +32,35 @@ class FakePolicy:
 
     model = 'fake/openvla'
     engine_options = {'dtype': 'float32'}
+    statistics_file = None
 
     def __init__(self, fail_on=(), nan_on=()):
         """Fail or return NaN on the given call numbers."""
         self.calls = []
         self.fail_on = set(fail_on)
         self.nan_on = set(nan_on)
+        self.decoder = SimpleNamespace(unnorm_key='bridge_orig', provenance=lambda: {
+            'unnorm_key': 'bridge_orig', 'statistics_source': 'fake', 'statistics_hash': ''})
+        self.preparation = ImagePreparation()
 
-    def predict(self, image, instruction):
+    def prompt_ids(self, instruction):
+        """Return placeholder ids (the fake reads no prompt)."""
+        return [1, 29871]
+
+    def is_alive(self):
+        """Return True: nothing to die."""
+        return True
+
+    def close(self, fast=False):
+        """Free nothing."""
+
+    def engine_report(self):
+        """Describe the fake engine as VllmPolicy describes its own."""
+        return EngineReport.describing(self.decoder, self.preparation, engine='fake',
+                                       model=self.model, engine_options=self.engine_options,
+                                       statistics_file=self.statistics_file)
+
+    def predict(self, image, instruction, prompt_ids=None):
         """Return an action computed from the image mean."""
         rgb = np.asarray(image)
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
@@ -196,7 +219,7 @@ def test_skip_reasons_from_a_hand_made_bag(tmp_path):
         ns = 2_000_000_000 + i * 200_000_000
         # Stamps jittered against the 5 Hz grid, as from a real camera.
         jitter = (-1) ** i * 15_000_000
-        header = bags._header(store, ns + jitter, 'camera')
+        header = bags.make_header(store, ns + jitter, 'camera')
         rgb = np.full((8, 8, 3), 30 * i, dtype=np.uint8).reshape(-1)
         step = 23 if i == 2 else 24  # frame 2: step smaller than a row
         messages.append((bags.IMAGE_TOPIC, bags.IMAGE_TYPE, ns, types[bags.IMAGE_TYPE](
@@ -210,7 +233,7 @@ def test_skip_reasons_from_a_hand_made_bag(tmp_path):
                              types[bags.STRING_TYPE](data='unstack the cups')))
         if i != 4:
             twist = types[bags.TWIST_STAMPED_TYPE](
-                header=bags._header(store, ns, 'ee'),
+                header=bags.make_header(store, ns, 'ee'),
                 twist=types[bags.TWIST_TYPE](linear=vector(0.01 * i, 0.0, 0.0),
                                              angular=vector(0.0, 0.0, 0.0)))
             messages.append((bags.GT_TWIST_TOPIC, bags.TWIST_STAMPED_TYPE, ns, twist))

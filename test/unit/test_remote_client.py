@@ -19,6 +19,7 @@ from PIL import Image
 import pytest
 
 from openvla_ros.core import remote
+from openvla_ros.core.policy import ReportingPolicy
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
 from openvla_ros.core.prompt import InstructionError, SPACE_TOKEN_ID
 from openvla_ros.tools.synthetic import scene_image
@@ -180,11 +181,15 @@ def test_request_body_and_decoding(test_model, fake):
     assert timings['network_s'] == pytest.approx(timings['engine_s'] - 0.030)
     for name in ('encode_s', 'engine_s', 'e2e_s', 'request_bytes', 'ttft_s', 'tpot_s'):
         assert timings[name] > 0, name
+    assert isinstance(policy, ReportingPolicy)   # the node's and the tools' contract
     report = policy.engine_report()
-    assert report['model_identity'] == 'config.json fingerprint'
-    assert report['requests'] == 1 and report['request_bytes_last'] == timings['request_bytes']
-    assert report['unnorm_key'] == UNNORM_KEY and report['image_preprocessing'] == 'processor'
-    json.dumps(report)
+    assert report.engine == 'remote' and report.model == policy.model
+    assert report.remote.model_identity == 'config.json fingerprint'
+    assert report.remote.requests == 1
+    assert report.remote.request_bytes_last == timings['request_bytes']
+    assert report.unnorm_key == UNNORM_KEY and report.image_preprocessing == 'processor'
+    assert report.as_dict()['url'] == policy.url   # the remote fields sit at the top level
+    json.dumps(report.as_dict())
     policy.close()
     assert not policy.is_alive()
 
@@ -349,7 +354,7 @@ def test_api_key_is_sent_and_never_shown(test_model, monkeypatch):
         policy = make_policy(test_model, server.url)
         policy.predict(scene_image(1), 'lift the cup')
         assert server.requests[-1][1]['Authorization'] == f'Bearer {SECRET}'
-        texts = [repr(policy), str(policy.__dict__), json.dumps(policy.engine_report())]
+        texts = [repr(policy), str(policy.__dict__), json.dumps(policy.engine_report().as_dict())]
         server.key = 'rotated'
         with pytest.raises(remote.RemoteAuthError) as caught:
             policy.predict(scene_image(2), 'lift the cup')
@@ -464,7 +469,8 @@ def test_jpeg_requests_are_smaller(test_model, fake):
     assert fake.requests[-1][2]['messages'][0]['content'][0]['image_url']['url'].startswith(
         'data:image/jpeg;base64,')
     report = jpeg.engine_report()
-    assert report['jpeg_quality'] == 85 and report['bit_exact_images'] is False
+    assert report.remote.jpeg_quality == 85 and report.remote.bit_exact_images is False
+    assert report.as_dict()['jpeg_quality'] == 85
     # The payload is base64 of the encoded image: decoding it gives back 224 x 224.
     url = fake.requests[-1][2]['messages'][0]['content'][0]['image_url']['url']
     assert Image.open(io.BytesIO(base64.b64decode(url.split(',', 1)[1]))).size == (224, 224)

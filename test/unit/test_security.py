@@ -8,6 +8,7 @@ import pytest
 
 from openvla_ros.core.engine import (EngineConfig, ModelNotFoundError, resolve_model,
                                      VllmPolicy)
+from openvla_ros.core.policy import ReportingPolicy
 from openvla_ros.tools.generated_checkpoint import model_config
 
 
@@ -31,6 +32,7 @@ def checkpoint(tmp_path):
 
 def test_trust_remote_code_is_off_unless_asked(checkpoint):
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM())
+    assert isinstance(policy, ReportingPolicy)   # the node's and the tools' contract
     assert policy.engine_options['trust_remote_code'] is False
     assert policy.engine_options['max_num_seqs'] == 1
     policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(),

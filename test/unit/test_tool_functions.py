@@ -10,11 +10,12 @@ import pytest
 
 from openvla_ros.cli import main
 from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.policy import EngineReport
 from openvla_ros.tools import demo
 from openvla_ros.tools.benchmark import stats_ms
 from openvla_ros.tools.cpu_knobs_benchmark import measure_knobs
 from openvla_ros.node.parameters import engine_values
-from openvla_ros.tools.report import jsonable, policy_provenance, write_json
+from openvla_ros.tools.report import jsonable, report_provenance, write_json
 from openvla_ros.tools.synthetic import scene_image, unique_image
 
 #: Every engine option, by hand: a new EngineConfig field must reach the node too.
@@ -94,8 +95,11 @@ def test_unknown_cpu_knob_is_refused_before_any_engine():
 
 def test_report_helpers(tmp_path):
     assert jsonable({'a': 1, 'b': None, 'c': [1], 'd': 'x'}) == {'a': 1, 'b': None, 'd': 'x'}
-    assert policy_provenance(object()) == {'image_preprocessing': None,
-                                           'statistics_source': None, 'statistics_hash': None}
+    report = EngineReport(model='m', unnorm_key='k', statistics_source='config.json norm_stats',
+                          statistics_hash='abc', image_preprocessing='processor')
+    assert report_provenance(report) == {'image_preprocessing': 'processor',
+                                         'statistics_source': 'config.json norm_stats',
+                                         'statistics_hash': 'abc'}
     path = write_json(tmp_path / 'new' / 'r.json', {'x': 1.5})
     assert json.loads(path.read_text()) == {'x': 1.5} and path.read_text().endswith('\n')
     with pytest.raises(ValueError):
