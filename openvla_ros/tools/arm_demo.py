@@ -519,13 +519,15 @@ def run_arm_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     print_closed(run, final=True)
     figures = run.figures()
     share = figures['within_2pct_share']
+    idle = figures['idle_fraction']
     print(f"[arm] {figures['actions']} actions; per-action translation error median "
           f"{figures['translation_error_median_pct']:.1f} % (max "
           f"{figures['translation_error_max_pct']:.1f} %; "
           f"{'n/a' if math.isnan(share) else f'{share * 100:.0f} %'} of "
           f"{figures['measured_actions']} measured within 2 %); largest deviation from the "
           f"model's path {figures['max_tracking_error_mm']:.1f} mm; halts {run.halts} "
-          f"({figures['halts_per_min']:.0f}/min); idle fraction {figures['idle_fraction']:.2f}; "
+          f"({figures['halts_per_min']:.0f}/min); idle fraction "
+          f"{'n/a (pulse)' if math.isnan(idle) else f'{idle:.2f}'}; "
           f"motion starts {figures['motion_start_median_ms']:.0f} ms after an action",
           flush=True)
     if plot:
