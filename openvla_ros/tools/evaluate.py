@@ -34,8 +34,9 @@ from openvla_ros.core.images import DEFAULT_MAX_PIXELS, ImageError
 from openvla_ros.core.policy import Policy, report_of
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools.bags import BagData, INSTRUCTION_TOPIC, read_bag
-from openvla_ros.tools.metrics import match_ground_truth
 from openvla_ros.tools.report import jsonable, report_provenance, write_report
+from openvla_ros.tools.scoring import (bag_metadata, check_instruction_override,
+                                       ground_truth_matches)
 
 #: Skip reasons, in the order they are checked.
 SKIP_REASONS = ('stride', 'limit', 'no_ground_truth', 'no_instruction', 'bad_image',
@@ -97,12 +98,8 @@ def evaluate_bag(policy: Policy, bag_data_or_path: BagData | Path | str, out_dir
     frame-to-ground-truth stamp gap (default half the frame period). Writes report.json,
     report.md, actions.png, errors.png and latency.png into ``out_dir``; returns the report.
     """
-    from tqdm import tqdm
-
     check_options(stride, limit, warmup)
-    if instruction is not None and not instruction.strip():
-        raise EvaluationError('the instruction is empty: give the task text, or leave it out '
-                              'to use the bag\'s instruction topic')
+    check_instruction_override(instruction, EvaluationError)
     if isinstance(bag_data_or_path, BagData):
         bag = bag_data_or_path
     else:
@@ -113,9 +110,24 @@ def evaluate_bag(policy: Policy, bag_data_or_path: BagData | Path | str, out_dir
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
 
-    frame_times = [bag.frame_time(frame) for frame in bag.frames]
-    gt_times = [gt.stamp_s for gt in bag.ground_truth]
-    matches = match_ground_truth(frame_times, gt_times, bag.ground_truth, tolerance_s)
+    records, skipped = _run_frames(policy, bag, ground_truth_matches(bag, tolerance_s),
+                                   instruction, stride, limit, max_pixels, progress)
+    meta = _policy_metadata(policy)
+    meta.update(bag_metadata(bag, instruction, {
+        'instruction': instruction, 'stride': stride, 'limit': limit, 'warmup': warmup,
+        'tolerance_s': tolerance_s, 'max_pixels': max_pixels}, started_at))
+    if metadata:
+        meta.update(metadata)
+    return write_report(out, records, skipped, len(bag.frames), meta, warmup=warmup,
+                        started=started, write_plots=write_plots, skip_reasons=SKIP_REASONS)
+
+
+def _run_frames(policy: Policy, bag: BagData, matches: list[int | None],
+                instruction: str | None, stride: int, limit: int | None,
+                max_pixels: int | None, progress: bool
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Predict on every frame that can be scored; return (records, skipped)."""
+    from tqdm import tqdm
 
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -172,24 +184,7 @@ def evaluate_bag(policy: Policy, bag_data_or_path: BagData | Path | str, out_dir
         })
         bar.set_postfix(evaluated=len(records), skipped=len(skipped), refresh=False)
     bar.close()
-
-    meta = _policy_metadata(policy)
-    meta.update({
-        'bag': str(bag.path),
-        'storage': bag.storage,
-        'image_topic': bag.image_topic,
-        'instruction_topic': None if instruction is not None else bag.instruction_topic,
-        'ground_truth_source': bag.gt_source,
-        'ground_truth_time_base': bag.gt_time_base,
-        'options': {'instruction': instruction, 'stride': stride, 'limit': limit,
-                    'warmup': warmup, 'tolerance_s': tolerance_s, 'max_pixels': max_pixels},
-        'timestamp': started_at.isoformat(timespec='seconds'),
-        'bag_notes': list(bag.notes),
-    })
-    if metadata:
-        meta.update(metadata)
-    return write_report(out, records, skipped, len(bag.frames), meta, warmup=warmup,
-                        started=started, write_plots=write_plots, skip_reasons=SKIP_REASONS)
+    return records, skipped
 
 
 def evaluate_model(bag: BagData, model: str, unnorm_key: str | None, out_dir: Path | str, *,

@@ -39,8 +39,9 @@ from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, stamp_to_ns
 from openvla_ros.tools.bags import (ARRAY_TYPE, BagData, BAG_VERSION, COMPRESSED_IMAGE_TYPE,
                                     FLOAT64_TYPE, GT_GRIPPER_TOPIC, GT_TWIST_TOPIC,
                                     INSTRUCTION_TOPIC, read_bag, TWIST_STAMPED_TYPE, typestore)
-from openvla_ros.tools.metrics import match_ground_truth
 from openvla_ros.tools.report import write_report
+from openvla_ros.tools.scoring import (bag_metadata, check_instruction_override,
+                                       ground_truth_matches)
 
 #: Skip reasons of a replay, in the order they are checked.
 REPLAY_SKIP_REASONS = ('bad_image', 'not_acted_on', 'no_ground_truth')
@@ -215,26 +216,8 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
     whose metadata holds the node's parameters, its last diagnostics and, from them, its image
     preparation and statistics hash and source.
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rosbags.rosbag2 import Reader
-    from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import CompressedImage, Image
-    from std_msgs.msg import String
-    from builtin_interfaces.msg import Time as TimeMsg
-    from tqdm import tqdm
-
-    from openvla_ros.node.qos import LATCHED
-
-    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-        raise ReplayError(f'rate must be a positive factor (1 = real time), got {rate!r}')
-    if not (isinstance(settle_s, (int, float)) and math.isfinite(settle_s) and settle_s >= 0):
-        raise ReplayError(f'settle must be a number of seconds >= 0, got {settle_s!r}')
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ReplayError(f'warmup must be an integer >= 0, got {warmup!r}')
-    if instruction is not None and not instruction.strip():
-        raise ReplayError('the instruction is empty: give the task text, or leave it out to '
-                          'replay the bag\'s instruction topic')
+    _check_options(rate, settle_s, warmup)
+    check_instruction_override(instruction, ReplayError)
     if isinstance(bag, BagData):
         data = bag
     else:
@@ -249,27 +232,13 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
     out.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    compressed = data.topics[data.image_topic] == COMPRESSED_IMAGE_TYPE
 
-    own_context = context is None
-    if own_context:
-        context = rclpy.Context()
-        rclpy.init(args=[], context=context)
-    node = executor = None
-    published: dict[int, int] = {}   # frame index -> wall ns of publication
+    player = _Player(context, namespace,
+                     compressed=data.topics[data.image_topic] == COMPRESSED_IMAGE_TYPE)
     try:
-        node = rclpy.create_node('openvla_replay', namespace=namespace or '/', context=context)
-        image_pub = node.create_publisher(CompressedImage if compressed else Image,
-                                          'image/compressed' if compressed else 'image', 10)
-        instruction_pub = node.create_publisher(String, 'instruction', LATCHED)
-        clock_pub = node.create_publisher(Clock, '/clock', 10)
-        recorder = _Recorder(node)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        threading.Thread(target=executor.spin, name='replay-executor', daemon=True).start()
-
-        policy_node = _wait_for_node(node, image_pub, recorder, wait_for_node_s)
-        params, state = _node_facts(node, policy_node)
+        policy_node = _wait_for_node(player.node, player.image_pub, player.recorder,
+                                     wait_for_node_s)
+        params, state = _node_facts(player.node, policy_node)
         if state is not None and state != 'active':
             raise ReplayError(
                 f'the policy node {policy_node} is {state}, so it would publish nothing: '
@@ -277,10 +246,95 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
                 'activate)')
         if params:
             check_node_settings(params, expected_settings, policy_node)
+        player.play(data, instruction, rate, clock_hz, progress)
+        player.settle(settle_s, rate, clock_hz)
+        messages = player.recorder.snapshot()
+        topics = dict(player.recorder.topics)
+        if not params:
+            params, _ = _node_facts(player.node, policy_node, timeout_s=2.0)
+    finally:
+        player.close()
 
-        def publish_clock(ns: int) -> None:
-            recorder.sim_ns = ns
-            clock_pub.publish(Clock(clock=TimeMsg(**ns_to_stamp_fields(ns))))
+    _write_recording(recording, messages, topics)
+    return _score(data, out, messages, player.published, policy_node, params, topics, {
+        'rate': rate, 'namespace': namespace, 'settle_s': settle_s, 'warmup': warmup,
+        'tolerance_s': tolerance_s, 'instruction': instruction,
+    }, warmup=warmup, tolerance_s=tolerance_s, started=started, started_at=started_at,
+        recording=recording, write_plots=write_plots, metadata=metadata)
+
+
+def _check_options(rate: float, settle_s: float, warmup: int) -> None:
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise ReplayError(f'rate must be a positive factor (1 = real time), got {rate!r}')
+    if not (isinstance(settle_s, (int, float)) and math.isfinite(settle_s) and settle_s >= 0):
+        raise ReplayError(f'settle must be a number of seconds >= 0, got {settle_s!r}')
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ReplayError(f'warmup must be an integer >= 0, got {warmup!r}')
+
+
+class _Player:
+    """The replaying node: publishers, /clock driven from bag time, and the recorder."""
+
+    def __init__(self, context: Any, namespace: str, compressed: bool) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CompressedImage, Image
+        from std_msgs.msg import String
+
+        from openvla_ros.node.qos import LATCHED
+
+        self._own_context = context is None
+        if self._own_context:
+            context = rclpy.Context()
+            rclpy.init(args=[], context=context)
+        self.context = context
+        self.node: Any = None
+        self.executor: Any = None
+        self.published: dict[int, int] = {}   # frame index -> wall ns of publication
+        self._t0: int | None = None            # bag time of the first message (ns)
+        self._wall0 = 0.0                       # monotonic time it was due
+        try:
+            self.node = rclpy.create_node('openvla_replay', namespace=namespace or '/',
+                                          context=context)
+            self.image_pub = self.node.create_publisher(
+                CompressedImage if compressed else Image,
+                'image/compressed' if compressed else 'image', 10)
+            self.instruction_pub = self.node.create_publisher(String, 'instruction', LATCHED)
+            self._clock_pub = self.node.create_publisher(Clock, '/clock', 10)
+            self._string = String
+            self.recorder = _Recorder(self.node)
+            self.executor = SingleThreadedExecutor(context=context)
+            self.executor.add_node(self.node)
+            threading.Thread(target=self.executor.spin, name='replay-executor',
+                             daemon=True).start()
+        except BaseException:
+            self.close()
+            raise
+
+    def publish_clock(self, ns: int) -> None:
+        from builtin_interfaces.msg import Time as TimeMsg
+        from rosgraph_msgs.msg import Clock
+        self.recorder.sim_ns = ns
+        self._clock_pub.publish(Clock(clock=TimeMsg(**ns_to_stamp_fields(ns))))
+
+    def _clock_until(self, due: float, rate: float, period: float, cap: int | None) -> None:
+        """Sleep until monotonic ``due``, moving /clock along bag time (as ``--clock`` does)."""
+        while (now := time.monotonic()) < due:
+            time.sleep(min(period, due - now))
+            if self._t0 is None:
+                continue
+            sim = self._t0 + int((min(time.monotonic(), due) - self._wall0) * rate * NS_PER_S)
+            if cap is not None:
+                sim = min(sim, cap)
+            if sim > self.recorder.sim_ns:
+                self.publish_clock(sim)
+
+    def play(self, data: BagData, instruction: str | None, rate: float, clock_hz: float,
+             progress: bool) -> None:
+        """Publish the bag's frames (and instructions) at bag timing divided by ``rate``."""
+        from rosbags.rosbag2 import Reader
+        from tqdm import tqdm
 
         reader = Reader(data.path)
         reader.open()
@@ -292,62 +346,40 @@ def replay_bag(bag: BagData | Path | str, out_dir: Path | str, *, namespace: str
             bar = tqdm(total=len(data.frames), desc='replay', unit='frame', file=sys.stderr,
                        disable=not progress, leave=False)
             index = 0
-            t0 = None
-            wall0 = 0.0
-            period = 1.0 / clock_hz
             for connection, stamp, raw in reader.messages(connections=connections):
-                if t0 is None:
-                    t0, wall0 = stamp, time.monotonic() + 0.1
-                    publish_clock(t0)
+                if self._t0 is None:
+                    self._t0, self._wall0 = stamp, time.monotonic() + 0.1
+                    self.publish_clock(stamp)
                     if instruction is not None:
-                        instruction_pub.publish(String(data=instruction))
-                due = wall0 + (stamp - t0) / NS_PER_S / rate
-                # /clock follows bag time between messages, as `ros2 bag play --clock` does.
-                while (now := time.monotonic()) < due:
-                    time.sleep(min(period, due - now))
-                    sim = t0 + int((min(time.monotonic(), due) - wall0) * rate * NS_PER_S)
-                    if sim > recorder.sim_ns:
-                        publish_clock(min(sim, stamp))
-                if stamp > recorder.sim_ns:
-                    publish_clock(stamp)
+                        self.instruction_pub.publish(self._string(data=instruction))
+                due = self._wall0 + (stamp - self._t0) / NS_PER_S / rate
+                self._clock_until(due, rate, 1.0 / clock_hz, cap=stamp)
+                if stamp > self.recorder.sim_ns:
+                    self.publish_clock(stamp)
                 if connection.topic != data.image_topic:
-                    instruction_pub.publish(bytes(raw))
+                    self.instruction_pub.publish(bytes(raw))
                     continue
-                frame = data.frames[index]
-                if frame.error is None:
-                    published[index] = time.time_ns()
-                    image_pub.publish(bytes(raw))
+                if data.frames[index].error is None:
+                    self.published[index] = time.time_ns()
+                    self.image_pub.publish(bytes(raw))
                 index += 1
                 bar.update()
             bar.close()
-            # Keep the clock running while the frame in flight is processed.
-            end = time.monotonic() + settle_s
-            while (now := time.monotonic()) < end:
-                time.sleep(min(period, end - now))
-                if t0 is not None:
-                    sim = t0 + int((time.monotonic() - wall0) * rate * NS_PER_S)
-                    if sim > recorder.sim_ns:
-                        publish_clock(sim)
         finally:
             reader.close()
-        messages = recorder.snapshot()
-        topics = dict(recorder.topics)
-        if not params:
-            params, _ = _node_facts(node, policy_node, timeout_s=2.0)
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if node is not None:
-            node.destroy_node()
-        if own_context:
-            rclpy.try_shutdown(context=context)
 
-    _write_recording(recording, messages, topics)
-    return _score(data, out, messages, published, policy_node, params, topics, {
-        'rate': rate, 'namespace': namespace, 'settle_s': settle_s, 'warmup': warmup,
-        'tolerance_s': tolerance_s, 'instruction': instruction,
-    }, warmup=warmup, tolerance_s=tolerance_s, started=started, started_at=started_at,
-        recording=recording, write_plots=write_plots, metadata=metadata)
+    def settle(self, settle_s: float, rate: float, clock_hz: float) -> None:
+        """Keep the clock running while the frame in flight is processed."""
+        self._clock_until(time.monotonic() + settle_s, rate, 1.0 / clock_hz, cap=None)
+
+    def close(self) -> None:
+        import rclpy
+        if self.executor is not None:
+            self.executor.shutdown(timeout_sec=2.0)
+        if self.node is not None:
+            self.node.destroy_node()
+        if self._own_context:
+            rclpy.try_shutdown(context=self.context)
 
 
 def _write_recording(path: Path, messages: list[dict[str, Any]], topics: dict[str, str]) -> None:
@@ -380,48 +412,8 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
            metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attribute the recorded actions to bag frames and write the report."""
     store = typestore()
-    twists = []
-    for message in messages:
-        if message['topic'] == 'ee_delta':
-            msg = store.deserialize_cdr(message['raw'], TWIST_STAMPED_TYPE)
-            stamp = stamp_to_ns(msg.header.stamp)
-            t = msg.twist
-            command = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
-            twists.append({**message, 'stamp_ns': stamp, 'command': [float(v) for v in command],
-                           'paired': False})
-    actions = [{**m, 'values': [float(v) for v in store.deserialize_cdr(m['raw'],
-                                                                        ARRAY_TYPE).data]}
-               for m in messages if m['topic'] == 'action']
-    twists.sort(key=lambda m: m['source_ns'])
-    actions.sort(key=lambda m: m['source_ns'])
-    # Pair each raw action with the command published just before it by the same node.
-    pairs = []
-    unpaired_actions = 0
-    for action in actions:
-        candidates = [t for t in twists if not t['paired']
-                      and 0 <= action['source_ns'] - t['source_ns'] <= PAIR_WINDOW_NS]
-        if not candidates:
-            unpaired_actions += 1
-            continue
-        twist = candidates[-1]
-        twist['paired'] = True
-        pairs.append((twist, action))
-    zero_commands = sum(1 for t in twists if not t['paired'])
-
-    by_stamp: dict[int, int] = {}
-    notes = []
-    for frame in data.frames:
-        header = getattr(getattr(frame.msg, 'header', None), 'stamp', None)
-        if header is None:
-            continue
-        key = stamp_to_ns(header)
-        if key == 0:
-            continue   # an unset stamp: the node would stamp its command 0, unattributable
-        if key in by_stamp:
-            notes.append(f'frames {by_stamp[key]} and {frame.index} share a header stamp; '
-                         f'commands for it are attributed to frame {by_stamp[key]}')
-            continue
-        by_stamp[key] = frame.index
+    twists, actions, pairs, unpaired_actions = _pair_actions(store, messages)
+    by_stamp, notes = _frames_by_stamp(data)
     acted: dict[int, tuple[dict, dict]] = {}
     unattributed = 0
     for twist, action in pairs:
@@ -433,43 +425,8 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
     if unattributed:
         notes.append(f'{unattributed} action(s) carried a stamp of no bag frame (is the node\'s '
                      'stamp_source "now", or are other publishers in this namespace?)')
-
-    frame_times = [data.frame_time(frame) for frame in data.frames]
-    matches = match_ground_truth(frame_times, [gt.stamp_s for gt in data.ground_truth],
-                                 data.ground_truth, tolerance_s)
-    records: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    for frame, match in zip(data.frames, matches):
-        entry = {'index': frame.index, 'stamp': frame.stamp_s}
-        if frame.error is not None:
-            skipped.append({**entry, 'reason': 'bad_image', 'message': frame.error})
-            continue
-        if frame.index not in acted:
-            skipped.append({**entry, 'reason': 'not_acted_on'})
-            continue
-        twist, action = acted[frame.index]
-        if match is None:
-            skipped.append({**entry, 'reason': 'no_ground_truth',
-                            'message': 'acted on, but no ground truth within tolerance'})
-            continue
-        latency = (action['received_ns'] - published[frame.index]) / NS_PER_S
-        text = (options['instruction'] if options['instruction'] is not None
-                else data.instruction_at(frame.bag_time_ns))
-        stamp = ns_to_stamp_fields(twist['stamp_ns'])
-        records.append({
-            'index': frame.index,
-            'stamp': frame.stamp_s,
-            'stamp_sec': stamp['sec'],
-            'stamp_nanosec': stamp['nanosec'],
-            'bag_time': frame.bag_time_s,
-            'instruction': text,
-            'predicted': action['values'],
-            'command': twist['command'],
-            'ground_truth': [float(v) for v in data.ground_truth[match].values],
-            'latency_s': latency,
-            'timings': {'publish_to_action_s': latency,
-                        'action_sim_time_s': action['sim_ns'] / NS_PER_S},
-        })
+    records, skipped = _replay_records(data, acted, ground_truth_matches(data, tolerance_s),
+                                       published, options['instruction'])
     diagnostics = _diagnostics(store, messages, policy_node)
     report_notes = [
         f'Online replay into `{policy_node}` at rate {options["rate"]}: the node acted on '
@@ -487,22 +444,14 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
         'node': policy_node,
         'node_parameters': params,
         'node_diagnostics': diagnostics,
-        'bag': str(data.path),
-        'storage': data.storage,
-        'image_topic': data.image_topic,
-        'instruction_topic': None if options['instruction'] is not None
-        else data.instruction_topic,
-        'ground_truth_source': data.gt_source,
-        'ground_truth_time_base': data.gt_time_base,
-        'options': options,
-        'timestamp': started_at.isoformat(timespec='seconds'),
+        **bag_metadata(data, options['instruction'], options, started_at, notes),
         'recording': str(recording),
         'recorded_topics': sorted(topics.values()),
         'replay': {'frames_published': len(published), 'commands_received': len(twists),
                    'actions_received': len(actions), 'actions_attributed': len(acted),
-                   'zero_commands': zero_commands, 'unpaired_actions': unpaired_actions,
+                   'zero_commands': sum(1 for t in twists if not t['paired']),
+                   'unpaired_actions': unpaired_actions,
                    'unattributed_actions': unattributed},
-        'bag_notes': list(data.notes) + notes,
         'report_notes': report_notes,
     }
     if metadata:
@@ -510,6 +459,97 @@ def _score(data: BagData, out: Path, messages: list[dict[str, Any]], published: 
     return write_report(out, records, skipped, len(data.frames), meta, warmup=warmup,
                         started=started, write_plots=write_plots,
                         skip_reasons=REPLAY_SKIP_REASONS)
+
+
+def _pair_actions(store: Any, messages: list[dict[str, Any]]
+                  ) -> tuple[list[dict], list[dict], list[tuple[dict, dict]], int]:
+    """Return (twists, actions, (twist, action) pairs, unpaired actions) of the recording.
+
+    Each raw action is paired with the command the same node published just before it.
+    """
+    twists = []
+    for message in messages:
+        if message['topic'] == 'ee_delta':
+            msg = store.deserialize_cdr(message['raw'], TWIST_STAMPED_TYPE)
+            t = msg.twist
+            command = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
+            twists.append({**message, 'stamp_ns': stamp_to_ns(msg.header.stamp),
+                           'command': [float(v) for v in command], 'paired': False})
+    actions = [{**m, 'values': [float(v) for v in store.deserialize_cdr(m['raw'],
+                                                                        ARRAY_TYPE).data]}
+               for m in messages if m['topic'] == 'action']
+    twists.sort(key=lambda m: m['source_ns'])
+    actions.sort(key=lambda m: m['source_ns'])
+    pairs = []
+    unpaired = 0
+    for action in actions:
+        candidates = [t for t in twists if not t['paired']
+                      and 0 <= action['source_ns'] - t['source_ns'] <= PAIR_WINDOW_NS]
+        if not candidates:
+            unpaired += 1
+            continue
+        candidates[-1]['paired'] = True
+        pairs.append((candidates[-1], action))
+    return twists, actions, pairs, unpaired
+
+
+def _frames_by_stamp(data: BagData) -> tuple[dict[int, int], list[str]]:
+    """Return header stamp (ns) -> frame index, and notes on stamps that cannot attribute."""
+    by_stamp: dict[int, int] = {}
+    notes = []
+    for frame in data.frames:
+        header = getattr(getattr(frame.msg, 'header', None), 'stamp', None)
+        if header is None:
+            continue
+        key = stamp_to_ns(header)
+        if key == 0:
+            continue   # an unset stamp: the node would stamp its command 0, unattributable
+        if key in by_stamp:
+            notes.append(f'frames {by_stamp[key]} and {frame.index} share a header stamp; '
+                         f'commands for it are attributed to frame {by_stamp[key]}')
+            continue
+        by_stamp[key] = frame.index
+    return by_stamp, notes
+
+
+def _replay_records(data: BagData, acted: dict[int, tuple[dict, dict]],
+                    matches: list[int | None], published: dict[int, int],
+                    instruction: str | None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (records, skipped): every frame scored or skipped with its reason."""
+    records: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for frame, match in zip(data.frames, matches):
+        entry = {'index': frame.index, 'stamp': frame.stamp_s}
+        if frame.error is not None:
+            skipped.append({**entry, 'reason': 'bad_image', 'message': frame.error})
+            continue
+        if frame.index not in acted:
+            skipped.append({**entry, 'reason': 'not_acted_on'})
+            continue
+        twist, action = acted[frame.index]
+        if match is None:
+            skipped.append({**entry, 'reason': 'no_ground_truth',
+                            'message': 'acted on, but no ground truth within tolerance'})
+            continue
+        latency = (action['received_ns'] - published[frame.index]) / NS_PER_S
+        text = instruction if instruction is not None else data.instruction_at(frame.bag_time_ns)
+        stamp = ns_to_stamp_fields(twist['stamp_ns'])
+        records.append({
+            'index': frame.index,
+            'stamp': frame.stamp_s,
+            'stamp_sec': stamp['sec'],
+            'stamp_nanosec': stamp['nanosec'],
+            'bag_time': frame.bag_time_s,
+            'instruction': text,
+            'predicted': action['values'],
+            'command': twist['command'],
+            'ground_truth': [float(v) for v in data.ground_truth[match].values],
+            'latency_s': latency,
+            'timings': {'publish_to_action_s': latency,
+                        'action_sim_time_s': action['sim_ns'] / NS_PER_S},
+        })
+    return records, skipped
 
 
 def require_rclpy() -> None:
