@@ -297,15 +297,7 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
     from openvla_ros.node.sim_arm import SimArmNode
     from openvla_ros.tools.harness import NodeRunner
 
-    from openvla_ros.node.parameters import BY_NAME
-    params = {'max_rate_hz': 5.0, 'stamp_source': 'now', 'max_image_age': 5.0,
-              **values, 'publish_mode': mode,
-              'output_mode': 'velocity' if mode == 'pulse' else 'delta'}
-    if mode == 'pulse':
-        # The clamps are in output units: keep them the same per step in m/s and rad/s.
-        period = float(params.get('control_period', BY_NAME['control_period'].default))
-        for name in ('max_linear', 'max_angular'):
-            params[name] = float(params.get(name, BY_NAME[name].default)) / period
+    params = _arm_parameters(values, mode)
     runner = NodeRunner(params, namespace=namespace, policy_factory=policy_factory)
     node = runner.node
     conditioning = conditioning_from(_node_values(node))
@@ -342,25 +334,7 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:
-        if not runner.configure():
-            run.reason = f"configure failed: {node.status()['last_error']}"
-            return run
-        runner.activate()
-        sampler.start()
-        deadline = time.monotonic() + first_action_timeout
-        while not run.arrivals and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not run.arrivals:
-            run.reason = f'no action in {first_action_timeout:.0f} s'
-            return run
-        halts_before = arm.status()['halts']
-        time.sleep(duration)
-        status = arm.status()
-        run.halts = status['halts'] - halts_before
-        run.max_gap_s = status['max_gap_s']
-        run.idle_fraction = float(node.status()['stream_idle_fraction'])
-        time.sleep(period + MATCH_WINDOW)   # the last step in flight ends: its motion counts
-        run.refresh()
+        _measure(run, runner, arm, sampler, duration, first_action_timeout, period)
     finally:
         stop.set()
         if sampler.is_alive():
@@ -369,11 +343,55 @@ def run_arm(values: dict[str, Any], mode: str, duration: float,
         arm.destroy_node()
         runner.close(fast=True)
     with lock:
-        end = run.arrivals[0] + duration if run.arrivals else 0.0
-        keep = [i for i, t in enumerate(run.arrivals) if t <= end]
-        run.arrivals = [run.arrivals[i] for i in keep]
-        run.commanded = [run.commanded[i] for i in keep]
+        _keep_window(run, duration)
     return run
+
+
+def _measure(run: ArmRun, runner: Any, arm: Any, sampler: threading.Thread, duration: float,
+             first_action_timeout: float, period: float) -> None:
+    """Activate the node, wait for its first action, then record ``duration`` s into ``run``."""
+    node = runner.node
+    if not runner.configure():
+        run.reason = f"configure failed: {node.status()['last_error']}"
+        return
+    runner.activate()
+    sampler.start()
+    deadline = time.monotonic() + first_action_timeout
+    while not run.arrivals and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not run.arrivals:
+        run.reason = f'no action in {first_action_timeout:.0f} s'
+        return
+    halts_before = arm.status()['halts']
+    time.sleep(duration)
+    status = arm.status()
+    run.halts = status['halts'] - halts_before
+    run.max_gap_s = status['max_gap_s']
+    run.idle_fraction = float(node.status()['stream_idle_fraction'])
+    time.sleep(period + MATCH_WINDOW)   # the last step in flight ends: its motion counts
+    run.refresh()
+
+
+def _arm_parameters(values: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Return the node parameters of an arm run: Bridge rate, ``mode``, clamps per output unit."""
+    from openvla_ros.node.parameters import BY_NAME
+    params = {'max_rate_hz': 5.0, 'stamp_source': 'now', 'max_image_age': 5.0,
+              **values, 'publish_mode': mode,
+              'output_mode': 'velocity' if mode == 'pulse' else 'delta'}
+    if mode == 'pulse':
+        # The clamps are in output units: keep them the same per step in m/s and rad/s.
+        period = float(params.get('control_period', BY_NAME['control_period'].default))
+        for name in ('max_linear', 'max_angular'):
+            params[name] = float(params.get(name, BY_NAME[name].default)) / period
+    return params
+
+
+def _keep_window(run: ArmRun, duration: float) -> None:
+    """Keep the actions that arrived within ``duration`` s of the first one."""
+    end = run.arrivals[0] + duration if run.arrivals else 0.0
+    keep = [i for i, t in enumerate(run.arrivals) if t <= end]
+    run.arrivals = [run.arrivals[i] for i in keep]
+    run.commanded = [run.commanded[i] for i in keep]
 
 
 def _node_values(node: Any) -> dict[str, Any]:

@@ -389,15 +389,11 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
     sizes: set[tuple[int, int]] = set()
     try:
         with Writer(out, version=BAG_VERSION, storage_plugin=plugin) as writer:
-            connections = {
-                image_topic: writer.add_connection(image_topic, image_type, typestore=store),
-                INSTRUCTION_TOPIC: writer.add_connection(INSTRUCTION_TOPIC, STRING_TYPE,
-                                                         typestore=store),
-                GT_TWIST_TOPIC: writer.add_connection(GT_TWIST_TOPIC, TWIST_STAMPED_TYPE,
-                                                      typestore=store),
-                GT_GRIPPER_TOPIC: writer.add_connection(GT_GRIPPER_TOPIC, FLOAT64_TYPE,
-                                                        typestore=store),
-            }
+            connections = {topic: writer.add_connection(topic, kind, typestore=store)
+                           for topic, kind in ((image_topic, image_type),
+                                               (INSTRUCTION_TOPIC, STRING_TYPE),
+                                               (GT_TWIST_TOPIC, TWIST_STAMPED_TYPE),
+                                               (GT_GRIPPER_TOPIC, FLOAT64_TYPE))}
 
             def write(topic: str, msg: Any, stamp_ns: int) -> None:
                 data = store.serialize_cdr(msg, msg.__msgtype__)
@@ -409,29 +405,14 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
                              disable=not progress, leave=False):
                 rgb = _load_rgb(step, max_pixels)
                 sizes.add((rgb.shape[1], rgb.shape[0]))
-                stamp = step.stamp_ns
                 # The instruction first, so a reader sees it at or before its first frame.
                 if step.instruction != previous_instruction:
-                    write(INSTRUCTION_TOPIC, types[STRING_TYPE](data=step.instruction), stamp)
+                    write(INSTRUCTION_TOPIC, types[STRING_TYPE](data=step.instruction),
+                          step.stamp_ns)
                     previous_instruction = step.instruction
-                header = make_header(store, stamp, 'camera')
-                if compressed:
-                    payload = encode_compressed(rgb, compressed_format, quality=JPEG_QUALITY)
-                    image = types[COMPRESSED_IMAGE_TYPE](
-                        header=header, format=compressed_format,
-                        data=np.frombuffer(payload, dtype=np.uint8))
-                else:
-                    fields = rgb_to_image_fields(rgb, 'rgb8')
-                    fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
-                    image = types[IMAGE_TYPE](header=header, **fields)
-                write(image_topic, image, stamp)
-                vector = types['geometry_msgs/msg/Vector3']
-                twist = types[TWIST_STAMPED_TYPE](
-                    header=make_header(store, stamp, 'ee'),
-                    twist=types[TWIST_TYPE](linear=vector(*step.action[0:3]),
-                                            angular=vector(*step.action[3:6])))
-                write(GT_TWIST_TOPIC, twist, stamp)
-                write(GT_GRIPPER_TOPIC, types[FLOAT64_TYPE](data=step.action[6]), stamp)
+                for topic, msg in _step_messages(store, step, rgb, image_topic,
+                                                 compressed_format if compressed else None):
+                    write(topic, msg, step.stamp_ns)
         for file in out.glob('*.mcap'):
             _seal_mcap_chunks(file)
     except BaseException:
@@ -452,6 +433,28 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
         'instructions': counts[INSTRUCTION_TOPIC],
         'topics': counts,
     }
+
+
+def _step_messages(store: Any, step: Step, rgb: np.ndarray, image_topic: str,
+                   compressed_format: str | None) -> list[tuple[str, Any]]:
+    """Return one step's camera image and ground truth (twist, gripper) as (topic, message)."""
+    types = store.types
+    header = make_header(store, step.stamp_ns, 'camera')
+    if compressed_format is not None:
+        payload = encode_compressed(rgb, compressed_format, quality=JPEG_QUALITY)
+        image = types[COMPRESSED_IMAGE_TYPE](header=header, format=compressed_format,
+                                             data=np.frombuffer(payload, dtype=np.uint8))
+    else:
+        fields = rgb_to_image_fields(rgb, 'rgb8')
+        fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
+        image = types[IMAGE_TYPE](header=header, **fields)
+    vector = types['geometry_msgs/msg/Vector3']
+    twist = types[TWIST_STAMPED_TYPE](
+        header=make_header(store, step.stamp_ns, 'ee'),
+        twist=types[TWIST_TYPE](linear=vector(*step.action[0:3]),
+                                angular=vector(*step.action[3:6])))
+    return [(image_topic, image), (GT_TWIST_TOPIC, twist),
+            (GT_GRIPPER_TOPIC, types[FLOAT64_TYPE](data=step.action[6]))]
 
 
 # --------------------------------------------------------------------------------------------
