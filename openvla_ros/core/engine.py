@@ -48,6 +48,14 @@ def check_jpeg_quality(value: object) -> int:
     return value
 
 
+def check_image_format(value: object) -> str:
+    """Return ``value`` as a remote image format, or raise ValueError naming the valid ones."""
+    if not isinstance(value, str) or value not in IMAGE_FORMATS:
+        raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
+                         f'got {value!r}')
+    return value
+
+
 def _option(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={'help': help, **extra})
 
@@ -110,9 +118,7 @@ class EngineConfig:
         if url and not url.startswith(('http://', 'https://')):
             raise ValueError(f'engine url must start with http:// or https://, got {url!r} '
                              "(or be '' for the in-process engine)")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
-                             f'got {self.image_format!r}')
+        check_image_format(self.image_format)
         check_jpeg_quality(self.jpeg_quality)
         if self.ca_file.strip():
             if not self.url.strip().startswith('https://'):
