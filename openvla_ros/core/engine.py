@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from openvla_ros.core.checkpoints import is_local_checkpoint
 from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
@@ -201,9 +202,10 @@ class Prediction:
 def resolve_model(model: str) -> tuple[str, bool]:
     """Return ``(model, is_local)`` after checking that ``model`` can name a checkpoint.
 
-    A local path must be a directory holding ``config.json``; anything else must look like a hub
-    id (``owner/name``). A path-like string that does not exist is refused here, with the fix,
-    instead of being sent to a hub this machine may not reach.
+    :func:`~openvla_ros.core.checkpoints.is_local_checkpoint` tells the two apart. A local path
+    must be a directory holding ``config.json``; a hub id is ``owner/name``. A path-like string
+    that does not exist is refused here, with the fix, instead of being sent to a hub this
+    machine may not reach.
     """
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(
@@ -211,6 +213,8 @@ def resolve_model(model: str) -> tuple[str, bool]:
             'openvla/openvla-7b')
     model = model.strip()
     path = Path(model).expanduser()
+    if not is_local_checkpoint(model):
+        return model, False
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(
@@ -222,13 +226,9 @@ def resolve_model(model: str) -> tuple[str, bool]:
                 'checkpoint (run `openvla-ros make-test-model DIR` for a test one, or download '
                 'openvla/openvla-7b)')
         return str(path.resolve()), True
-    looks_like_path = (model.startswith(('/', '.', '~')) or model.count('/') != 1
-                       or os.sep + os.sep in model)
-    if looks_like_path:
-        raise ModelNotFoundError(
-            f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
-            'of the form owner/name (e.g. openvla/openvla-7b)')
-    return model, False
+    raise ModelNotFoundError(
+        f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
+        'of the form owner/name (e.g. openvla/openvla-7b)')
 
 
 def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | None = None
