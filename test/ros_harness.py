@@ -14,12 +14,13 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, Float64MultiArray, String
 
-from openvla_ros.core.images import encode_compressed, rgb_to_image_fields
+from openvla_ros.core.images import encode_compressed
 from openvla_ros.core.policy import report_of
 from openvla_ros.core.stats import ns_to_stamp_fields
 from openvla_ros.node.qos import LATCHED
 from openvla_ros.tools.harness import NodeRunner
 from openvla_ros.tools.synthetic import scene_image
+from openvla_ros.tools.synthetic_camera import SyntheticCamera
 
 
 class SharedPolicy:
@@ -62,7 +63,8 @@ class Harness:
         n.create_subscription(Float64MultiArray, f'{node_ns}/action', self._keep('action'), 10)
         # Diagnostics of every node share /diagnostics: keep this node's status only.
         n.create_subscription(DiagnosticArray, '/diagnostics', self._keep_diagnostics, 10)
-        self.image_pub = n.create_publisher(Image, f'{node_ns}/image', 10)
+        self.camera = SyntheticCamera(n, f'{node_ns}/image')
+        self.image_pub = self.camera.publisher
         self.compressed_pub = n.create_publisher(CompressedImage,
                                                  f'{node_ns}/image/compressed', 10)
         self.instruction_pub = n.create_publisher(String, f'{node_ns}/instruction', LATCHED)
@@ -125,13 +127,9 @@ class Harness:
         return self.call(self.set_params, request).results[0]
 
     def publish_image(self, index, stamp_ns=None):
-        msg = Image(**rgb_to_image_fields(scene_image(index)))
-        if stamp_ns is None:
-            stamp_ns = self.node.get_clock().now().nanoseconds
-        msg.header.stamp = TimeMsg(**ns_to_stamp_fields(stamp_ns))
-        msg.header.frame_id = 'camera'
+        msg, _ = self.camera.message(index, stamp_ns)
         self.sent_stamps[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = index
-        self.image_pub.publish(msg)
+        self.camera.send(msg)
         return msg.header.stamp
 
     def now_stamp(self):

@@ -14,10 +14,11 @@ import json
 import math
 import os
 from pathlib import Path
-import re
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
+
+from openvla_ros.core.checkpoints import is_local_checkpoint
 
 #: Names of the 7 action dimensions, in the model's order.
 ACTION_NAMES = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
@@ -32,9 +33,6 @@ SOURCE_DATASET_STATISTICS = 'dataset_statistics.json'
 SOURCE_CONFIG = 'config.json norm_stats'
 SOURCE_CONFIG_DICT = 'norm_stats (config dict)'
 SOURCE_STATISTICS_FILE = 'statistics_file'
-
-# owner/name as the Hugging Face hub spells repository ids.
-_HUB_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
 
 class StatisticsError(ValueError):
@@ -116,9 +114,9 @@ def resolve_hub_config(repo_id: str) -> Path:
 
 def _config_path(config: PathLike) -> Path:
     """Return the ``config.json`` path for a directory, a file path or a hub id."""
-    path = Path(config).expanduser()
-    if not path.exists() and _HUB_ID.match(str(config)) and not str(config).endswith('.json'):
-        return resolve_hub_config(str(config))
+    if not is_local_checkpoint(str(config)):
+        return resolve_hub_config(str(config).strip())
+    path = Path(str(config).strip()).expanduser()
     config_path = path / 'config.json' if path.is_dir() else path
     if not config_path.is_file():
         raise FileNotFoundError(

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from openvla_ros.core.checkpoints import is_local_checkpoint
 from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
@@ -44,6 +45,14 @@ def check_jpeg_quality(value: object) -> int:
     low, high = JPEG_QUALITY_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f'engine jpeg_quality must be an integer in {low}..{high}, '
+                         f'got {value!r}')
+    return value
+
+
+def check_image_format(value: object) -> str:
+    """Return ``value`` as a remote image format, or raise ValueError naming the valid ones."""
+    if not isinstance(value, str) or value not in IMAGE_FORMATS:
+        raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
                          f'got {value!r}')
     return value
 
@@ -110,9 +119,7 @@ class EngineConfig:
         if url and not url.startswith(('http://', 'https://')):
             raise ValueError(f'engine url must start with http:// or https://, got {url!r} '
                              "(or be '' for the in-process engine)")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
-                             f'got {self.image_format!r}')
+        check_image_format(self.image_format)
         check_jpeg_quality(self.jpeg_quality)
         if self.ca_file.strip():
             if not self.url.strip().startswith('https://'):
@@ -195,9 +202,10 @@ class Prediction:
 def resolve_model(model: str) -> tuple[str, bool]:
     """Return ``(model, is_local)`` after checking that ``model`` can name a checkpoint.
 
-    A local path must be a directory holding ``config.json``; anything else must look like a hub
-    id (``owner/name``). A path-like string that does not exist is refused here, with the fix,
-    instead of being sent to a hub this machine may not reach.
+    :func:`~openvla_ros.core.checkpoints.is_local_checkpoint` tells the two apart. A local path
+    must be a directory holding ``config.json``; a hub id is ``owner/name``. A path-like string
+    that does not exist is refused here, with the fix, instead of being sent to a hub this
+    machine may not reach.
     """
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(
@@ -205,6 +213,8 @@ def resolve_model(model: str) -> tuple[str, bool]:
             'openvla/openvla-7b')
     model = model.strip()
     path = Path(model).expanduser()
+    if not is_local_checkpoint(model):
+        return model, False
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(
@@ -216,13 +226,9 @@ def resolve_model(model: str) -> tuple[str, bool]:
                 'checkpoint (run `openvla-ros make-test-model DIR` for a test one, or download '
                 'openvla/openvla-7b)')
         return str(path.resolve()), True
-    looks_like_path = (model.startswith(('/', '.', '~')) or model.count('/') != 1
-                       or os.sep + os.sep in model)
-    if looks_like_path:
-        raise ModelNotFoundError(
-            f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
-            'of the form owner/name (e.g. openvla/openvla-7b)')
-    return model, False
+    raise ModelNotFoundError(
+        f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
+        'of the form owner/name (e.g. openvla/openvla-7b)')
 
 
 def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | None = None

@@ -448,13 +448,18 @@ def rgb_to_image_fields(rgb: Any, encoding: str = 'rgb8') -> dict[str, Any]:
 
 
 def encode_compressed(rgb: Any, fmt: str = 'jpeg', quality: int = 95) -> bytes:
-    """Encode an RGB uint8 array as JPEG (at ``quality``) or PNG and return the bytes."""
+    """Encode an image as JPEG (at ``quality``) or PNG and return the bytes.
+
+    ``rgb`` is an (H, W, 3) uint8 RGB array or a Pillow image in mode RGB (the remote engine's
+    requests and the bags' compressed frames are both encoded here).
+    """
     key = str(fmt).strip().lower()
     buffer = io.BytesIO()
-    if key in ('jpeg', 'jpg'):
-        rgb_to_pil(rgb).save(buffer, format='JPEG', quality=int(quality))
-    elif key == 'png':
-        rgb_to_pil(rgb).save(buffer, format='PNG')
-    else:
+    if key not in ('jpeg', 'jpg', 'png'):
         raise ValueError(f'cannot encode format {fmt!r}: use jpeg or png')
+    picture = rgb if isinstance(rgb, PILImage.Image) and rgb.mode == 'RGB' else rgb_to_pil(rgb)
+    if key == 'png':
+        picture.save(buffer, format='PNG')
+    else:
+        picture.save(buffer, format='JPEG', quality=int(quality))
     return buffer.getvalue()

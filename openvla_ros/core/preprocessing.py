@@ -53,6 +53,7 @@ __all__ = [
     'jpeg_round_trip',
     'lanczos3_resize',
     'prepare',
+    'processor_resize',
     'training_resize',
 ]
 
@@ -120,6 +121,20 @@ def prepare(image: Any, preparation: ImagePreparation | None = None) -> PILImage
     if preparation.center_crop:
         rgb = center_crop(rgb, preparation.center_crop_scale)
     return rgb_to_pil(rgb)
+
+
+def processor_resize(image: PILImage.Image, size: int = IMAGE_SIZE) -> PILImage.Image:
+    """Resize to ``size`` x ``size`` exactly as vLLM's OpenVLA processor does.
+
+    The processor (vLLM ``transformers_utils/processors/openvla.py``) calls
+    ``image.convert('RGB').resize((224, 224), Image.Resampling.BICUBIC)``, and Pillow returns
+    an unchanged copy when the size already matches, so a frame resized here gives the
+    processor nothing left to do: its pixels are the ones the model sees.
+    """
+    rgb = image if image.mode == 'RGB' else image.convert('RGB')
+    if rgb.size == (size, size):
+        return rgb
+    return rgb.resize((size, size), PILImage.Resampling.BICUBIC)
 
 
 def training_resize(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import io
 import json
 import math
 import os
@@ -33,13 +32,12 @@ from typing import Any, Mapping, Sequence
 import urllib.parse
 import uuid
 
-from PIL import Image as PILImage
-
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
-from openvla_ros.core.engine import (check_jpeg_quality, DEFAULT_API_KEY_ENV, IMAGE_FORMATS,
-                                     Prediction, resolve_model)
+from openvla_ros.core.engine import (check_image_format, check_jpeg_quality, DEFAULT_API_KEY_ENV,
+                                     IMAGE_FORMATS, Prediction, resolve_model)
+from openvla_ros.core.images import encode_compressed
 from openvla_ros.core.policy import EngineReport, REMOTE, RemoteReport
-from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
+from openvla_ros.core.preprocessing import ImagePreparation, prepare, processor_resize
 from openvla_ros.core.prompt import (build_prompt, GENERATED_TOKENS, IMAGE_TOKENS,
                                      prompt_token_ids, SPACE_TOKEN_ID)
 from openvla_ros.core.security import (ApiKeyError, InsecureTransportError, printable,
@@ -60,7 +58,6 @@ __all__ = [
     'check_reply',
     'config_fingerprint',
     'encode_image',
-    'robot_side_resize',
 ]
 
 #: ``openvla-ros serve`` also serves the model under this prefix + the config fingerprint, so a
@@ -188,38 +185,19 @@ def _special_token(directory: Path, name: str) -> str | None:
     return None
 
 
-def robot_side_resize(image: PILImage.Image, size: int = IMAGE_SIZE) -> PILImage.Image:
-    """Resize to ``size`` x ``size`` exactly as vLLM's OpenVLA processor does.
-
-    The processor (vLLM ``transformers_utils/processors/openvla.py``) calls
-    ``image.convert('RGB').resize((224, 224), Image.Resampling.BICUBIC)``, and Pillow returns
-    an unchanged copy when the size already matches: resizing here the same way makes the
-    server's resize a no-op, so a lossless image gives the server the pixels the in-process
-    engine would have computed, and the request carries 224 x 224 instead of the camera's size.
-    """
-    rgb = image if image.mode == 'RGB' else image.convert('RGB')
-    if rgb.size == (size, size):
-        return rgb
-    return rgb.resize((size, size), PILImage.Resampling.BICUBIC)
-
-
 def encode_image(image: Any, preparation: ImagePreparation | None = None,
                  image_format: str = 'png', jpeg_quality: int = 90) -> tuple[bytes, str]:
     """Return the request's image bytes and MIME type: prepared, resized to 224, encoded.
 
     PNG is lossless and bit-exact with the in-process engine; JPEG is for thin links and is
-    not (its artefacts change pixels, and so possibly the action).
+    not (its artefacts change pixels, and so possibly the action). Resizing here as the
+    processor does makes the server's own resize a no-op, and the request carries 224 x 224
+    instead of the camera's size.
     """
-    resized = robot_side_resize(prepare(image, preparation))
-    buffer = io.BytesIO()
-    if image_format == 'png':
-        resized.save(buffer, format='PNG')
-        return buffer.getvalue(), 'image/png'
-    if image_format == 'jpeg':
-        resized.save(buffer, format='JPEG', quality=int(jpeg_quality))
-        return buffer.getvalue(), 'image/jpeg'
-    raise ValueError(f'unknown image_format {image_format!r}: use one of '
-                     f'{", ".join(IMAGE_FORMATS)}')
+    check_image_format(image_format)
+    resized = processor_resize(prepare(image, preparation))
+    return (encode_compressed(resized, image_format, quality=jpeg_quality),
+            f'image/{image_format}')
 
 
 def check_reply(reply: Any, expected_prompt_ids: Sequence[int], *, image_token_id: int,
@@ -628,9 +606,7 @@ class RemotePolicy:
         """
         started = time.perf_counter()
         self.startup_s: float | None = None   # set once the server checks passed
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f'unknown image_format {image_format!r}: use one of '
-                             f'{", ".join(IMAGE_FORMATS)}')
+        check_image_format(image_format)
         check_jpeg_quality(jpeg_quality)
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s)
                 and timeout_s > 0):

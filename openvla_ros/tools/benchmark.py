@@ -43,7 +43,7 @@ from openvla_ros.core.decoding import ActionDecoder
 from openvla_ros.core.engine import EngineConfig, Prediction
 from openvla_ros.core.policy import EngineReport, Policy, report_of
 from openvla_ros.core.preprocessing import ImagePreparation
-from openvla_ros.core.stats import NS_PER_S, ns_to_stamp_fields, percentile, stamp_to_ns
+from openvla_ros.core.stats import NS_PER_S, percentile, stamp_to_ns
 from openvla_ros.tools.report import jsonable, report_provenance, write_json
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, unique_image
 
@@ -249,17 +249,15 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
     Uses a private rclpy context (so it works whether or not the caller initialised rclpy) and
     a unique namespace. See the module documentation for what each figure means.
     """
-    from builtin_interfaces.msg import Time as TimeMsg
     from geometry_msgs.msg import TwistStamped
     import rclpy
-    from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
     from tqdm import tqdm
 
-    from openvla_ros.core.images import rgb_to_image_fields
     from openvla_ros.node.parameters import preparation_values
     from openvla_ros.node.qos import LATCHED
     from openvla_ros.tools.harness import NodeRunner
+    from openvla_ros.tools.synthetic_camera import SyntheticCamera
 
     if not (math.isfinite(camera_hz) and camera_hz > 0):
         raise ValueError(f'camera rate must be a positive number of Hz, got {camera_hz}')
@@ -298,7 +296,7 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
 
         harness.create_subscription(TwistStamped, 'ee_delta', on_twist, 50)
         harness.create_subscription(Float64MultiArray, 'action', on_action, 50)
-        image_pub = harness.create_publisher(Image, 'image', 10)
+        camera = SyntheticCamera(harness, frames=lambda index: unique_image(index, salt))
         instruction_pub = harness.create_publisher(String, 'instruction', LATCHED)
         instruction_pub.publish(String(data=instruction))
         if not runner.configure():
@@ -310,7 +308,7 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
         while not node.status()['instruction'] and time.monotonic() < deadline:
             time.sleep(0.05)
         deadline = time.monotonic() + 15.0
-        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while camera.publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
 
         # The camera: frames at a fixed rate, stamped with the wall time of publication.
@@ -323,15 +321,12 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
             delay = start + k * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            rgb = unique_image(100_000 + k, salt)
-            msg = Image(**rgb_to_image_fields(rgb))
-            msg.header.frame_id = 'camera'
             stamp = time.time_ns()
-            msg.header.stamp = TimeMsg(**ns_to_stamp_fields(stamp))
+            msg, rgb = camera.message(100_000 + k, stamp)
             with lock:
                 published[_image_key(rgb)] = stamp
                 stamps.add(stamp)
-            image_pub.publish(msg)
+            camera.send(msg)
             bar.update()
         camera_s = time.monotonic() - start
         camera_end_ns = time.time_ns()

@@ -67,14 +67,12 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     first action, the rate counted from the first action, and the engine figures.
     """
     from rclpy.action import ActionClient
-    from sensor_msgs.msg import Image
     from std_msgs.msg import Float64MultiArray, String
 
-    from openvla_ros.core.images import rgb_to_image_fields
     from openvla_ros.node.parameters import engine_values, preparation_values
     from openvla_ros.node.qos import LATCHED
     from openvla_ros.tools.harness import NodeRunner
-    from openvla_ros.tools.synthetic import scene_image
+    from openvla_ros.tools.synthetic_camera import SyntheticCamera
 
     goals = _goal_interface()
     # The demo's camera and node live in this process: NodeRunner keeps DDS on loopback.
@@ -87,7 +85,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
                          **engine_values(engine or EngineConfig())})
     node = runner.node
     peer = runner.add_peer('openvla_demo')
-    camera = peer.create_publisher(Image, 'image', 10)
+    camera = SyntheticCamera(peer)
     if goals is None:
         peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
     else:
@@ -105,18 +103,9 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
               flush=True)
 
     peer.create_subscription(Float64MultiArray, 'action', on_action, 10)
-    count = [0]
-
-    def publish_frame() -> None:
-        # Every frame differs: vLLM reuses its cache for an identical image and prompt, which
-        # would make repeated frames look faster than a real camera's.
-        msg = Image(**rgb_to_image_fields(scene_image(count[0])))
-        msg.header.stamp = peer.get_clock().now().to_msg()
-        msg.header.frame_id = 'camera'
-        camera.publish(msg)
-        count[0] += 1
-
-    peer.create_timer(1.0 / camera_hz, publish_frame)
+    # Every frame differs: vLLM reuses its cache for an identical image and prompt, which
+    # would make repeated frames look faster than a real camera's.
+    camera.start(camera_hz)
     summary: dict = {'actions': 0, 'seconds': 0.0, 'reason': 'the node did not start'}
     try:
         print('[demo] configuring the node (loads the engine; about a minute on a CPU) ...',
@@ -135,7 +124,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
         result = _send_goal(client, goals, instruction, duration) if goals else None
         superseded_before = node.status()['frames_superseded']
         _wait(duration, started[0], received, _waiting_note(status['engine_dtype']))
-        summary = _summary(node, received, started[0], count[0], superseded_before)
+        summary = _summary(node, received, started[0], camera.count, superseded_before)
         if result is not None:
             summary['goal'] = _goal_line(result)
             print(f"[demo] goal (ExecuteInstruction): {summary['goal']}", flush=True)

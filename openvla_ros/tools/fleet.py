@@ -19,23 +19,7 @@ import numpy as np
 from openvla_ros.core.policy import Policy
 from openvla_ros.core.remote import DEFAULT_API_KEY_ENV, RemoteError, RemotePolicy
 from openvla_ros.core.stats import percentile
-from openvla_ros.tools.synthetic import scene_image
-
-DEFAULT_INSTRUCTION = 'put the spoon on the towel'
-
-
-def unique_image(base: np.ndarray, serial: int) -> np.ndarray:
-    """Return ``base`` with ``serial`` written into its top-left corner as 24 black/white cells.
-
-    Every request gets a different image this way (3 x 8 cells of 4 x 4 px, one bit each),
-    while the scene the model sees stays the same.
-    """
-    image = np.array(base, dtype=np.uint8, copy=True)
-    for bit in range(24):
-        row, column = divmod(bit, 8)
-        value = 255 if (serial >> bit) & 1 else 0
-        image[row * 4:(row + 1) * 4, column * 4:(column + 1) * 4] = value
-    return image
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, scene_image, unique_image
 
 
 def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[int] = (1, 2, 4),
@@ -67,7 +51,7 @@ def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[in
     def next_image(client: int) -> np.ndarray:
         with serial_lock:
             number = next(serial)
-        return unique_image(bases[(number + client) % len(bases)], number)
+        return unique_image(number, base=bases[(number + client) % len(bases)])
 
     runs = []
     for count in counts:

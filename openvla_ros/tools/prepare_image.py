@@ -15,12 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from openvla_ros.core.preprocessing import IMAGE_SIZE, ImagePreparation, prepare
-
-
-def processor_resize(prepared: Image.Image) -> Image.Image:
-    """Return an already prepared frame resized as vLLM's OpenVLA processor does."""
-    return prepared.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+from openvla_ros.core.preprocessing import (IMAGE_SIZE, ImagePreparation, prepare,
+                                            processor_resize)
 
 
 def write_model_view(image: Image.Image, output: Path | str,

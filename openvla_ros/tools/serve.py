@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import urllib.error
 import urllib.request
 
+from openvla_ros.core.checkpoints import is_local_checkpoint
 from openvla_ros.core.remote import CONFIG_ALIAS_PREFIX, config_fingerprint, DEFAULT_API_KEY_ENV
 from openvla_ros.core.security import ApiKeyError, is_loopback, read_api_key
 from openvla_ros.tools.serve_auth import middleware_path
@@ -79,9 +80,9 @@ def served_names(model: str) -> list[str]:
 
 
 def _config_path(model: str) -> Path | None:
-    path = Path(model).expanduser()
-    if (path / 'config.json').is_file():
-        return path / 'config.json'
+    if is_local_checkpoint(model):
+        path = Path(model).expanduser() / 'config.json'
+        return path if path.is_file() else None
     try:
         from openvla_ros.core.decoding import resolve_hub_config
         return resolve_hub_config(model)

@@ -7,8 +7,9 @@ to pixel noise, so these frames vary flat colours, a block and its position from
 frame. They stand in for a camera where none is attached; they mean nothing to a real model.
 
 * :func:`scene_image`: frame ``index`` of a table scene (demo camera, node tests);
-* :func:`unique_image`: the same scenes with the index and a salt written into the pixels, so
-  that no two frames are equal (vLLM caches by image content; benchmarks must not hit it);
+* :func:`unique_image`: the same scenes (or any frame) with an index and a salt stamped into the
+  pixels, so that no two frames are equal (vLLM caches by image content; benchmarks and the
+  fleet measurement must not hit it);
 * :func:`synthetic_actions` and :func:`table_scene`: a known action sequence and the frames of
   a block moved by it (the STEPS.json of ``bags.write_synthetic_steps``).
 """
@@ -51,16 +52,31 @@ def scene_image(index: int, height: int = 224, width: int = 224) -> np.ndarray:
     return image
 
 
-def unique_image(index: int, salt: int = 0) -> np.ndarray:
-    """Return synthetic scene ``index`` with ``index`` and ``salt`` written into row 0.
+#: Side in pixels of one cell of :func:`unique_image`'s stamp: 4 x 4 black or white cells
+#: survive JPEG (a one-level change in one pixel would not), so a fleet sending JPEG is stamped
+#: as uniquely as one sending PNG.
+STAMP_CELL = 4
+#: Bits stamped: 64 of the index, then 64 of the salt.
+_STAMP_BITS = 128
 
-    The scene repeats every 100 frames; the written bytes make every (index, salt) pair a
-    distinct image, so vLLM's image and prefix caches never hit.
+
+def unique_image(index: int, salt: int = 0, base: np.ndarray | None = None) -> np.ndarray:
+    """Return scene ``index`` (or a copy of ``base``) with ``index`` and ``salt`` stamped in.
+
+    The scene repeats every 100 frames; the stamp (the 64-bit index, then the 64-bit salt, one
+    bit per black or white :data:`STAMP_CELL`-pixel cell, row by row from the top-left corner)
+    makes every (index, salt) pair a distinct image, so vLLM's image and prefix caches never
+    hit. Only the top rows change (three cell rows on a 224-pixel-wide frame).
     """
-    image = scene_image(index)
-    code = np.frombuffer(int(index).to_bytes(8, 'little') + int(salt).to_bytes(8, 'little'),
-                         dtype=np.uint8)
-    image[0, :code.size, 0] = code
+    image = scene_image(index) if base is None else np.array(base, dtype=np.uint8, copy=True)
+    columns = image.shape[1] // STAMP_CELL if image.ndim == 3 else 0
+    if columns < 1 or image.shape[0] < -(-_STAMP_BITS // columns) * STAMP_CELL:
+        raise ValueError(f'image of shape {image.shape} is too small to stamp')
+    code = (int(index) % (1 << 64)) | (int(salt) % (1 << 64)) << 64
+    for bit in range(_STAMP_BITS):
+        row, column = divmod(bit, columns)
+        top, left = row * STAMP_CELL, column * STAMP_CELL
+        image[top:top + STAMP_CELL, left:left + STAMP_CELL] = 255 if (code >> bit) & 1 else 0
     return image
 
 

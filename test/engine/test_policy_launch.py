@@ -34,13 +34,12 @@ import launch_testing.asserts  # noqa: E402
 from launch_testing_ros import WaitForTopics  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 from geometry_msgs.msg import TwistStamped  # noqa: E402,I100
 
-from openvla_ros.core.images import rgb_to_image_fields  # noqa: E402
 from openvla_ros.tools.generated_checkpoint import cached_test_model  # noqa: E402
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
+from openvla_ros.tools.synthetic_camera import SyntheticCamera  # noqa: E402
 from colcon_harness import ament_prefix_path  # noqa: E402,I100
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,9 +77,9 @@ class _Camera:
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.node.create_publisher(String, f'/{NAMESPACE}/instruction', latched).publish(
             String(data='put the spoon on the towel'))
-        self.camera = self.node.create_publisher(Image, f'/{NAMESPACE}/image', 10)
-        self.index = 0
-        self.node.create_timer(0.1, self._publish)
+        self.camera = SyntheticCamera(self.node, f'/{NAMESPACE}/image',
+                                      frames=lambda index: scene_image(index % 8))
+        self.camera.start(10.0)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -91,12 +90,6 @@ class _Camera:
             self.executor.spin()
         except rclpy.executors.ExternalShutdownException:
             pass
-
-    def _publish(self):
-        msg = Image(**rgb_to_image_fields(scene_image(self.index % 8)))
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        self.camera.publish(msg)
-        self.index += 1
 
     def close(self):
         self.context.try_shutdown()

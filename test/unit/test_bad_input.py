@@ -363,3 +363,17 @@ def test_images_module_exports_the_limit():
     assert images.DEFAULT_MAX_PIXELS == 4096 * 4096
     from openvla_ros.node.parameters import TABLE
     assert next(p for p in TABLE if p.name == 'max_image_pixels').default == DEFAULT_MAX_PIXELS
+
+
+def test_image_format_has_one_check():
+    from openvla_ros.core import remote
+    from openvla_ros.core.engine import check_image_format
+    for bad in ('gif', 'PNG', '', None, 3):
+        with pytest.raises(ValueError, match='image_format must be one of png, jpeg') as direct:
+            check_image_format(bad)
+        with pytest.raises(ValueError) as from_config:
+            EngineConfig(image_format=bad)
+        assert str(from_config.value) == str(direct.value)
+    assert check_image_format('jpeg') == 'jpeg'
+    for function in (remote.RemotePolicy.__init__, remote.encode_image):
+        assert 'check_image_format(image_format)' in inspect.getsource(function)

@@ -259,3 +259,17 @@ def test_matches_tensorflow(tf, stage: str, height: int, width: int, pattern: st
     diff = np.abs(actual.astype(int) - expected.astype(int))
     print(f'{stage} {pattern} {width}x{height}: max {diff.max()} mean {diff.mean():.4f}')
     assert diff.max() <= TF_TOLERANCE
+
+
+def test_processor_resize_is_pillow_bicubic_and_leaves_224_alone():
+    from PIL import Image
+
+    from openvla_ros.core.preprocessing import processor_resize
+    rng = np.random.default_rng(3)
+    frame = Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    expected = frame.resize((224, 224), Image.Resampling.BICUBIC)   # the processor's own call
+    np.testing.assert_array_equal(np.asarray(processor_resize(frame)), np.asarray(expected))
+    square = Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    assert processor_resize(square) is square
+    grey = frame.convert('L')
+    assert processor_resize(grey).mode == 'RGB'

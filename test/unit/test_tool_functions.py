@@ -69,13 +69,36 @@ def test_demo_refuses_bad_options_before_anything_starts(monkeypatch, capsys):
     assert 'max_model_len' in capsys.readouterr().err
 
 
-def test_unique_images_differ_from_the_scene_only_in_row_zero():
+def test_unique_images_differ_from_the_scene_only_in_the_stamp_rows():
     scene, image = scene_image(7), unique_image(7, salt=3)
     assert image.shape == scene.shape == (224, 224, 3) and image.dtype == np.uint8
-    np.testing.assert_array_equal(image[1:], scene[1:])
-    assert not np.array_equal(image[0], scene[0])
+    # 128 one-bit cells of 4 x 4 px, 56 to a row on a 224-wide frame: rows 0..11 at most.
+    np.testing.assert_array_equal(image[12:], scene[12:])
+    assert not np.array_equal(image[:12], scene[:12])
+    # Index 7 = bits 0, 1, 2: the first three cells white, the fourth black; salt 3 starts at
+    # bit 64 (cell row 1, column 8).
+    assert (image[0:4, 0:12] == 255).all() and (image[0:4, 12:16] == 0).all()
+    assert (image[4:8, 32:40] == 255).all() and (image[4:8, 40:44] == 0).all()
     assert not np.array_equal(unique_image(7, salt=4), image)
     assert not np.array_equal(unique_image(107, salt=3), image)   # the scene repeats at 100
+
+
+def test_unique_images_stay_distinct_through_jpeg_and_stamp_any_base():
+    import io
+
+    from PIL import Image
+
+    def through_jpeg(rgb):
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format='JPEG', quality=50)
+        return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert('RGB')).tobytes()
+
+    base = np.full((64, 96, 3), 128, dtype=np.uint8)
+    decoded = {through_jpeg(unique_image(serial, base=base)) for serial in range(1, 41)}
+    assert len(decoded) == 40
+    assert base.max() == 128   # the base is copied, not stamped in place
+    with pytest.raises(ValueError, match='too small'):
+        unique_image(1, base=np.zeros((8, 8, 3), dtype=np.uint8))
 
 
 def test_stats_ms_uses_numpy_percentiles_and_skips_missing_values():
