@@ -59,9 +59,10 @@ ROS_JAZZY_BUILD_WHEELS = [
 EVAL = ['rosbags>=0.10', 'matplotlib>=3.6', 'tqdm>=4.60']
 # pytest 9 breaks the launch_testing plugin; ROS 2 distributions ship pytest 7/8.
 # colcon: the install-space test builds this repository as a ROS 2 user would; hypothesis: the
-# fuzz tests (test/unit/test_fuzz.py); cryptography: the TLS test's own CA.
+# fuzz tests (test/unit/test_fuzz.py); cryptography: the TLS test's own CA; mypy and psutil's
+# stubs: the type check of core/ and node/ (test/lint/test_types.py, configured in setup.cfg).
 TEST = ['pytest>=7,<9', 'flake8>=6', 'pydocstyle>=6', 'jinja2>=3', 'colcon-common-extensions',
-        'hypothesis>=6.100', 'cryptography>=41']
+        'hypothesis>=6.100', 'cryptography>=41', 'mypy>=2', 'types-psutil']
 
 DATA_FILES = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),

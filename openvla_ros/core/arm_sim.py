@@ -113,7 +113,7 @@ class SimArm:
                     self.halts += 1
                 self._velocity = np.zeros(6)
         elif self._target is not None:
-            self._follow(now - start)
+            self._follow(self._target, now - start)
         self.speed = float(np.linalg.norm(self.position - before)) / (now - start)
         self._t = now
 
@@ -123,8 +123,8 @@ class SimArm:
         self.orientation = quat_normalize(quat_multiply(quat_from_rotvec(velocity[3:] * dt),
                                                         self.orientation))
 
-    def _follow(self, dt: float) -> None:
-        position, orientation = self._target
+    def _follow(self, target: tuple[np.ndarray, np.ndarray], dt: float) -> None:
+        position, orientation = target
         offset = position - self.position
         distance = float(np.linalg.norm(offset))
         step = self.max_linear_speed * dt

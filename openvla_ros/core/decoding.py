@@ -14,7 +14,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -88,6 +88,7 @@ def resolve_hub_config(repo_id: str) -> Path:
     """
     cache = hub_cache_dir()
     found: Path | None = None
+    try_to_load_from_cache: Callable[..., object] | None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
@@ -137,7 +138,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise StatisticsError(f'{what} {path} is not valid JSON: {exc}') from exc
 
 
-def _check_statistics(stats: Any, where: str) -> dict:
+def _check_statistics(stats: Any, where: str) -> dict[str, Any]:
     """Check the ``dataset_statistics.json`` layout: {key: {"action": {"q01", "q99"}}}."""
     if not isinstance(stats, Mapping) or not stats:
         raise StatisticsError(
@@ -177,7 +178,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:120] + '...'
 
 
-def _config_int(cfg: Mapping, name: str, default: int, low: int, high: int,
+def _config_int(cfg: Mapping[str, Any], name: str, default: int, low: int, high: int,
                 where: Any = None) -> int:
     value = (where if where is not None else cfg).get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -187,7 +188,7 @@ def _config_int(cfg: Mapping, name: str, default: int, low: int, high: int,
 
 
 def _load_config(config: ConfigLike,
-                 statistics_file: PathLike | None = None) -> tuple[dict, str]:
+                 statistics_file: PathLike | None = None) -> tuple[dict[str, Any], str]:
     """Return the configuration with the statistics in effect, and where they came from."""
     if isinstance(config, Mapping):
         loaded, source = dict(config), SOURCE_CONFIG_DICT
@@ -210,7 +211,8 @@ def _load_config(config: ConfigLike,
     return loaded, source
 
 
-def load_model_config(config: ConfigLike, statistics_file: PathLike | None = None) -> dict:
+def load_model_config(config: ConfigLike,
+                      statistics_file: PathLike | None = None) -> dict[str, Any]:
     """Return the checkpoint configuration with the statistics the reference would use.
 
     ``config`` is a dict, a checkpoint directory, a ``config.json`` path, or a Hugging Face
@@ -223,8 +225,8 @@ def load_model_config(config: ConfigLike, statistics_file: PathLike | None = Non
     return _load_config(config, statistics_file)[0]
 
 
-def statistics_hash(unnorm_key: str | None, q01: Sequence[float], q99: Sequence[float],
-                    mask: Sequence[bool]) -> str:
+def statistics_hash(unnorm_key: str | None, q01: Sequence[float] | np.ndarray,
+                    q99: Sequence[float] | np.ndarray, mask: Sequence[bool] | np.ndarray) -> str:
     """Return 12 hex digits of the SHA-256 of the statistics' canonical JSON.
 
     The canonical form is ``{"mask": [bools], "q01": [floats], "q99": [floats],

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 import math
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -54,11 +54,13 @@ EARLY_RULES = ('blend', 'next', 'finish', 'preempt')
 _EPS = 1e-9
 #: Step start times a scheduler keeps (for measuring what a consumer executed per step).
 STEP_HISTORY = 4096
+#: A vector argument: a sequence of floats or a numpy array (read with ``np.asarray``/iteration).
+Vector = Union[Sequence[float], np.ndarray]
 
 
 # ---------------------------------------------------------------------- quaternions (x y z w)
 
-def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
     """Return the Hamilton product ``a * b`` of quaternions in ROS order (x, y, z, w)."""
     ax, ay, az, aw = (float(v) for v in a)
     bx, by, bz, bw = (float(v) for v in b)
@@ -76,7 +78,7 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return quat_multiply(qz, quat_multiply(qy, qx))
 
 
-def quat_from_rotvec(rotvec: Sequence[float]) -> np.ndarray:
+def quat_from_rotvec(rotvec: Vector) -> np.ndarray:
     """Return the quaternion of a rotation vector (axis * angle, rad)."""
     vector = np.asarray(rotvec, dtype=np.float64)
     angle = float(np.linalg.norm(vector))
@@ -86,7 +88,7 @@ def quat_from_rotvec(rotvec: Sequence[float]) -> np.ndarray:
     return np.array([*(axis * math.sin(angle / 2)), math.cos(angle / 2)])
 
 
-def quat_to_rotvec(q: Sequence[float]) -> np.ndarray:
+def quat_to_rotvec(q: Vector) -> np.ndarray:
     """Return the rotation vector (axis * angle, rad, angle in [0, pi]) of a quaternion."""
     x, y, z, w = quat_normalize(q)
     sine = math.sqrt(x * x + y * y + z * z)
@@ -105,13 +107,13 @@ def rpy_to_rotvec(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return quat_to_rotvec(quat_from_rpy(roll, pitch, yaw))
 
 
-def quat_conjugate(q: Sequence[float]) -> np.ndarray:
+def quat_conjugate(q: Vector) -> np.ndarray:
     """Return the inverse of a unit quaternion."""
     x, y, z, w = (float(v) for v in q)
     return np.array([-x, -y, -z, w])
 
 
-def quat_normalize(q: Sequence[float]) -> np.ndarray:
+def quat_normalize(q: Vector) -> np.ndarray:
     """Return ``q`` scaled to unit norm (w >= 0); raise ``ValueError`` for a zero or NaN one."""
     values = np.asarray(q, dtype=np.float64)
     norm = float(np.linalg.norm(values))
@@ -121,14 +123,14 @@ def quat_normalize(q: Sequence[float]) -> np.ndarray:
     return -values if values[3] < 0 else values
 
 
-def quat_angle(a: Sequence[float], b: Sequence[float]) -> float:
+def quat_angle(a: Vector, b: Vector) -> float:
     """Return the angle (rad) of the rotation between unit quaternions ``a`` and ``b``."""
     dot = abs(float(np.dot(quat_normalize(a), quat_normalize(b))))
     return 2.0 * math.acos(min(1.0, dot))
 
 
-def compose_pose(position: Sequence[float], orientation: Sequence[float],
-                 delta: Sequence[float], convention: str = 'base'
+def compose_pose(position: Vector, orientation: Vector,
+                 delta: Vector, convention: str = 'base'
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Return the target pose = current pose (+) ``delta`` (dx dy dz droll dpitch dyaw).
 
@@ -464,7 +466,7 @@ class SafetyEnvelope:
             self.cuts += 1
         return d, cut
 
-    def cut_velocity(self, velocity: Sequence[float], horizon: float,
+    def cut_velocity(self, velocity: Vector, horizon: float,
                      now: float) -> np.ndarray:
         """Return ``velocity`` with each axis stopped that would leave the box within ``horizon``.
 
@@ -479,7 +481,7 @@ class SafetyEnvelope:
         v[:3][leaving] = 0.0
         return v
 
-    def target(self, delta: Sequence[float], convention: str, now: float
+    def target(self, delta: Vector, convention: str, now: float
                ) -> tuple[np.ndarray, np.ndarray] | None:
         """Return the pose target current (+) delta, or None without a fresh pose."""
         pose = self.fresh_pose(now)

@@ -148,7 +148,8 @@ class GoalRun:
         self._failures_at_start = 0
         self._steps = 0
         self._clipped = 0
-        self._last = (_NAN7, float('nan'), float('nan'))   # action, latency, image age
+        # action, latency, image age
+        self._last: tuple[tuple[float, ...], float, float] = (_NAN7, float('nan'), float('nan'))
         self._pending: deque[Feedback] = deque()
         self._last_feedback: float | None = None
         self._reason: EndReason | None = None

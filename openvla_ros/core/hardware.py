@@ -31,7 +31,7 @@ class Machine:
     """The facts the dtype choice depends on."""
 
     device: str                      # 'cuda', 'rocm', 'xpu', 'tpu' or 'cpu'
-    cpu_flags: frozenset = field(default_factory=frozenset)
+    cpu_flags: frozenset[str] = field(default_factory=frozenset)
     cpu_model: str = ''
     architecture: str = ''
 
@@ -65,7 +65,7 @@ class DtypeChoice:
     warning: str = ''
 
 
-def read_cpu_info(path: str = '/proc/cpuinfo') -> tuple[frozenset, str]:
+def read_cpu_info(path: str = '/proc/cpuinfo') -> tuple[frozenset[str], str]:
     """Return the CPU's feature flags and model name (empty when the file is unreadable)."""
     flags: set[str] = set()
     model = ''

@@ -203,7 +203,7 @@ def report_of(policy: Policy) -> EngineReport:
 
 def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | None = None,
                 preparation: ImagePreparation | None = None,
-                statistics_file: str | os.PathLike | None = None,
+                statistics_file: str | os.PathLike[str] | None = None,
                 timeout_s: float = 30.0) -> ReportingPolicy:
     """Return the policy ``engine`` asks for: in-process vLLM, or the remote server at its url.
 

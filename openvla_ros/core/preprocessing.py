@@ -141,7 +141,8 @@ def training_resize(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """Return ``rgb`` JPEG round-tripped and Lanczos3-resized to ``size`` x ``size``, uint8."""
     resized = lanczos3_resize(jpeg_round_trip(rgb), size, size)
     # tf.round rounds half to even, as np.rint does.
-    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+    rounded: np.ndarray = np.rint(resized)
+    return np.clip(rounded, 0, 255).astype(np.uint8)
 
 
 # --- Lanczos3 antialiased resize (tf.image.resize, method="lanczos3", antialias=True) ---
@@ -263,7 +264,7 @@ def center_crop(rgb: np.ndarray, crop_scale: float = DEFAULT_CROP_SCALE,
     row_bottom = lower[:, left] + (lower[:, right] - lower[:, left]) * x_frac
     crop = (row_top + (row_bottom - row_top) * y_frac).astype(_F32)
     # convert_image_dtype(saturate=True): scale by 255.5, clamp, truncate toward zero.
-    scaled = np.clip(crop, _F32(0.0), _F32(1.0)) * _F32(255.5)
+    scaled: np.ndarray = np.clip(crop, _F32(0.0), _F32(1.0)) * _F32(255.5)
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
@@ -326,7 +327,8 @@ def _downsample_420(plane: np.ndarray) -> np.ndarray:
     height, width = plane.shape
     full = _pad_edges(plane, height + height % 2, -(-width // 16) * 16)
     total = full[0::2, 0::2] + full[0::2, 1::2] + full[1::2, 0::2] + full[1::2, 1::2]
-    return (total + np.tile([1, 2], total.shape[1] // 2)) >> 2
+    mean: np.ndarray = (total + np.tile([1, 2], total.shape[1] // 2)) >> 2
+    return mean
 
 
 def _fdct_pass(v: list[np.ndarray], last: bool) -> list[np.ndarray]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TYPE_CHECKING
+
+if TYPE_CHECKING:   # imported where used at run time: a cheap import of this module
+    import psutil
 
 
 #: When set to a file path, everything the engine's processes print (vLLM, torch, oneDNN and
@@ -74,13 +77,13 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def child_processes() -> list:
+def child_processes() -> list[psutil.Process]:
     """Return every live descendant of this process (psutil processes)."""
     import psutil
     return psutil.Process().children(recursive=True)
 
 
-def end_children(timeout: float = 2.0, rounds: int = 3) -> list:
+def end_children(timeout: float = 2.0, rounds: int = 3) -> list[psutil.Process]:
     """Terminate, then kill, every descendant of this process; return any still alive.
 
     Looked up again after each round: an engine that is still starting (a signal during
@@ -95,7 +98,7 @@ def end_children(timeout: float = 2.0, rounds: int = 3) -> list:
     return child_processes()
 
 
-def terminate(children: list, timeout: float) -> None:
+def terminate(children: list[psutil.Process], timeout: float) -> None:
     """Terminate, then kill, the given processes (the engine's)."""
     import psutil
     for child in children:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Protocol
 
 import numpy as np
 
@@ -21,7 +21,17 @@ def percentile(values: Iterable[float], q: float) -> float:
     return float(np.percentile(data, q)) if data else float('nan')
 
 
-def stamp_to_ns(stamp) -> int:
+class Stamp(Protocol):
+    """A ROS ``builtin_interfaces/Time``, or any other message with its two fields."""
+
+    @property
+    def sec(self) -> int: ...
+
+    @property
+    def nanosec(self) -> int: ...
+
+
+def stamp_to_ns(stamp: Stamp) -> int:
     """Return a ROS ``builtin_interfaces/Time`` (anything with sec, nanosec) in nanoseconds."""
     return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
 

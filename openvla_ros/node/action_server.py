@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+# From the defining module: rclpy.action re-imports them without listing them as its exports.
+from rclpy.action.server import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 
 from openvla_ros.core.goals import (check_limits, ENGINE_FAILURE_COUNTERS, EndReason,
                                     Feedback, GoalError, GoalRun, GoalSpec, is_clipped)
-from openvla_ros.core.inference_loop import Frame, LoopState
+from openvla_ros.core.inference_loop import Frame, InferenceLoop, LoopState, Outputs
 from openvla_ros.core.prompt import InstructionError
 
 try:
@@ -81,7 +82,7 @@ class InstructionActionServer:
     def __init__(self, node: Any) -> None:
         """Create the action server and route the loop's outputs through the goal gate."""
         self._node = node
-        self._loop = node.loop
+        self._loop: InferenceLoop = node.loop
         self._lock = threading.RLock()
         self._enabled = False
         self._latest: GoalRun | None = None    # the newest accepted goal
@@ -296,7 +297,7 @@ class InstructionActionServer:
         counts = self._loop.counters.snapshot()
         return sum(counts[name] for name in ENGINE_FAILURE_COUNTERS)
 
-    def gate(self) -> GoalRun | None | bool:
+    def gate(self) -> GoalRun | None | Literal[False]:
         """Return the goal an action is for, None in topic mode, False to drop the action."""
         run, idle = self._mode
         if run is not None:
@@ -311,7 +312,7 @@ class InstructionActionServer:
 class _GoalOutputs:
     """The loop's outputs, passed through while a goal (or the topic) owns the loop."""
 
-    def __init__(self, server: InstructionActionServer, inner: Any) -> None:
+    def __init__(self, server: InstructionActionServer, inner: Outputs) -> None:
         self._server = server
         self._inner = inner
 

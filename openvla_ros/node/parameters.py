@@ -15,7 +15,7 @@ read (and tested) without a ROS installation.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
@@ -25,6 +25,9 @@ from openvla_ros.core.images import DEFAULT_MAX_PIXELS
 from openvla_ros.core.inference_loop import LoopSettings
 from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE, ImagePreparation
 from openvla_ros.core.preprocessing import PREPROCESSING_MODES
+
+if TYPE_CHECKING:   # at run time rclpy is imported inside the functions that use it
+    from rclpy.parameter import Parameter
 
 READ_ONLY_NOTE = 'read-only: change it in the parameter file and reconfigure the node'
 
@@ -271,7 +274,7 @@ def preparation_values(preparation: ImagePreparation | None) -> dict[str, Any]:
             'center_crop_scale': float(preparation.center_crop_scale)}
 
 
-def overrides(values: dict[str, Any]) -> list:
+def overrides(values: dict[str, Any]) -> list[Parameter[Any]]:
     """Return ``rclpy.parameter.Parameter`` objects for a node's ``parameter_overrides``.
 
     For tools that build the node in-process (demo, benchmark, replay, tests); unknown names
