@@ -25,6 +25,7 @@ from typing import Any
 import warnings
 
 import numpy as np
+import PIL
 from PIL import Image as PILImage
 
 __all__ = [
@@ -242,12 +243,12 @@ def _builtin_rgb(encoding: str, height: int, width: int, step: int, data: np.nda
 
 def _owned_rgb(array: Any, height: int, width: int) -> np.ndarray | None:
     """Return ``array`` as an owned C-contiguous RGB uint8 copy, or None if it is not one."""
-    array = np.asarray(array)
-    if array.shape != (height, width, 3) or array.dtype != np.uint8:
+    rgb: np.ndarray = np.asarray(array)
+    if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
         return None
-    if array.flags.owndata and array.flags.c_contiguous and array.flags.writeable:
-        return array
-    return np.array(array, dtype=np.uint8, order='C', copy=True)
+    if rgb.flags.owndata and rgb.flags.c_contiguous and rgb.flags.writeable:
+        return rgb
+    return np.array(rgb, dtype=np.uint8, order='C', copy=True)
 
 
 def image_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
@@ -299,7 +300,7 @@ def _decode_compressed(msg: Any, max_pixels: int | None) -> PILImage.Image:
             'image (image_raw or image_raw/compressed)')
     described = f'CompressedImage data (format {fmt!r}, {data.size} bytes)'
     try:
-        img = PILImage.open(io.BytesIO(data), formats=_COMPRESSED_FORMATS)
+        img = PILImage.open(io.BytesIO(data.tobytes()), formats=_COMPRESSED_FORMATS)
         width, height = img.size
         _check_pixels(height, width, max_pixels, 'CompressedImage')
         img.load()
@@ -354,7 +355,7 @@ def load_image_file(path: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         raise ImageError(
             f'image file {shown} is a decompression bomb ({exc}): its header claims an absurd '
             'size; check where it came from') from None
-    except PILImage.UnidentifiedImageError:
+    except PIL.UnidentifiedImageError:
         raise ImageError(f'cannot read image {shown} (not an image format Pillow knows): '
                          'give a PNG or JPEG file') from None
     except _DECODE_ERRORS as exc:
