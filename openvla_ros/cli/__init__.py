@@ -6,8 +6,9 @@ Each subcommand is one module here, ``openvla_ros/cli/<verb>.py``, holding only 
 parser, ``register(subparsers)``, which sets ``func`` on the parser, and a thin ``run(args)``
 that calls the work in :mod:`openvla_ros.tools` (or :mod:`openvla_ros.core`) and returns the
 exit code. Errors a user can fix (a missing model, a bad key, an unreadable file) are raised as
-the library's ``ValueError``/``FileNotFoundError``/``OSError`` subclasses and printed as one
-line, without a traceback, with exit code 2.
+the library's :class:`~openvla_ros.core.errors.OpenVlaError` (what failed and its fix, as
+fields) or ``ValueError``/``FileNotFoundError``/``OSError`` and printed as one line, without a
+traceback, with exit code 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import sys
 import textwrap
 import time
+
+from openvla_ros.core.errors import OpenVlaError
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
@@ -78,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, OSError) as error:
+    except (OpenVlaError, ValueError, FileNotFoundError, OSError) as error:
         # One line a person can act on; --verbose keeps the traceback for bug reports.
         if args.verbose:
             logging.exception('failed')
-        print(f'openvla-ros {args.command}: error: {error}{_engine_log_note()}',
+        print(f'openvla-ros {args.command}: error: {_one_line(error)}{_engine_log_note()}',
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -100,6 +103,13 @@ def engine_log_path(command: str) -> Path:
         path.unlink(missing_ok=True)
     stamp = time.strftime('%Y%m%d-%H%M%S')
     return folder / f'{command}-{stamp}-{os.getpid()}.log'
+
+
+def _one_line(error: BaseException) -> str:
+    """Return what failed and its fix, from the error's fields when it is the project's."""
+    if isinstance(error, OpenVlaError):
+        return f'{error.what}: {error.fix}' if error.fix else error.what
+    return str(error)
 
 
 def _engine_log_note() -> str:

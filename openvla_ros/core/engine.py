@@ -21,6 +21,7 @@ import numpy as np
 
 from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
+from openvla_ros.core.errors import EngineMemoryError, OpenVlaError
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
                                        normalize_dtype, resolve_dtype)
 from openvla_ros.core.policy import EngineReport, IN_PROCESS
@@ -170,8 +171,12 @@ def platform_defaults() -> dict[str, Any]:
     return {'gpu_memory_utilization': 0.3, 'enforce_eager': True}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(OpenVlaError, FileNotFoundError):
     """The model is neither a local checkpoint directory nor a plausible hub id."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        """Name the model as the parameter at fault."""
+        super().__init__(what, fix, parameter='model')
 
 
 @dataclass
@@ -201,18 +206,18 @@ def resolve_model(model: str) -> tuple[str, bool]:
     """
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(
-            'no model given: set it to a checkpoint directory or a hub id such as '
+            'no model given', 'set it to a checkpoint directory or a hub id such as '
             'openvla/openvla-7b')
     model = model.strip()
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(
-                f'model {model!r} is a file, not a checkpoint directory: pass the directory '
+                f'model {model!r} is a file, not a checkpoint directory', 'pass the directory '
                 'that holds config.json and the safetensors weights')
         if not (path / 'config.json').is_file():
             raise ModelNotFoundError(
-                f'model directory {model!r} has no config.json: it is not a Hugging Face '
+                f'model directory {model!r} has no config.json', 'it is not a Hugging Face '
                 'checkpoint (run `openvla-ros make-test-model DIR` for a test one, or download '
                 'openvla/openvla-7b)')
         return str(path.resolve()), True
@@ -220,8 +225,8 @@ def resolve_model(model: str) -> tuple[str, bool]:
                        or os.sep + os.sep in model)
     if looks_like_path:
         raise ModelNotFoundError(
-            f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
-            'of the form owner/name (e.g. openvla/openvla-7b)')
+            f'model {model!r} does not exist', 'pass an existing checkpoint directory or a hub '
+            'id of the form owner/name (e.g. openvla/openvla-7b)')
     return model, False
 
 
@@ -338,7 +343,13 @@ class VllmPolicy:
             # Only the engine's processes, started inside this block, see these variables.
             self.cpu_settings = engine_environment() if current_platform.is_cpu() else {}
             with environment(self.cpu_settings):
-                llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+                try:
+                    llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+                except Exception as error:  # noqa: B902 - only memory failures are re-raised
+                    memory = _memory_failure(error)
+                    if memory is None:
+                        raise
+                    raise memory from error
         if os.environ.get(ENGINE_LOG_ENV):
             # This process's own vLLM logger still writes to the terminal (per-request
             # statistics, shutdown notes): quiet mode keeps only its errors.
@@ -447,6 +458,24 @@ class VllmPolicy:
         del llm
         import gc
         gc.collect()
+
+
+def _memory_failure(error: BaseException) -> EngineMemoryError | None:
+    """Return the typed error for an engine start that ran out of memory, else None.
+
+    vLLM reports it as torch's ``OutOfMemoryError``, a ``MemoryError``, or a ``ValueError`` /
+    ``RuntimeError`` whose text speaks of memory (no KV-cache blocks left, CUDA out of memory):
+    its text is read here, the one place that knows the engine was starting, so that callers
+    get the fix as a field.
+    """
+    text = str(error)
+    if not (isinstance(error, MemoryError) or type(error).__name__ == 'OutOfMemoryError'
+            or (isinstance(error, (ValueError, RuntimeError)) and 'memory' in text.lower())):
+        return None
+    return EngineMemoryError(
+        f'the engine could not start for lack of memory ({type(error).__name__}: {text})',
+        'lower engine.gpu_memory_utilization / engine.max_model_len, or free accelerator '
+        'memory', parameter='engine.gpu_memory_utilization')
 
 
 def _request_metrics(output: Any) -> dict[str, float]:
