@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     # vLLM logs every engine detail at INFO on stdout, burying the command's own output
     # (and the JSON of `predict`); keep its warnings unless asked for more.
     os.environ.setdefault('VLLM_LOGGING_LEVEL', 'INFO' if args.verbose else 'WARNING')
-    if not args.verbose:
-        # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the
-        # first action; they go to a log file the command names when something fails.
-        from openvla_ros.core.processes import ENGINE_LOG_ENV
-        os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
+    # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the first
+    # action; unless --verbose they go to a log file the command names when something fails.
+    # A file named in the environment is the user's choice and wins.
+    from openvla_ros.core.processes import ENGINE_LOG_ENV, use_engine_log
+    use_engine_log(os.environ.get(ENGINE_LOG_ENV)
+                   or (None if args.verbose else engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
     except (OpenVlaError, ValueError, FileNotFoundError, OSError) as error:
@@ -113,8 +114,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def _engine_log_note() -> str:
-    from openvla_ros.core.processes import ENGINE_LOG_ENV
-    path = Path(os.environ.get(ENGINE_LOG_ENV) or '')
+    from openvla_ros.core.processes import engine_log
+    path = Path(engine_log() or '')
     if path.name and path.is_file() and path.stat().st_size:
         return f' (engine output: {path})'
     return ''

@@ -26,8 +26,8 @@ from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoic
                                        normalize_dtype, resolve_dtype)
 from openvla_ros.core.policy import EngineReport, IN_PROCESS
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
-from openvla_ros.core.processes import (child_processes, ENGINE_LOG_ENV, engine_output_to,
-                                        terminate)
+from openvla_ros.core.processes import child_processes, engine_output_to, terminate
+from openvla_ros.core.processes import engine_log as process_engine_log
 from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 
 
@@ -268,16 +268,21 @@ class VllmPolicy:
                  engine: EngineConfig | None = None,
                  llm: Any = None,
                  preparation: ImagePreparation | None = None,
-                 statistics_file: str | os.PathLike | None = None):
+                 statistics_file: str | os.PathLike | None = None,
+                 engine_log: str | os.PathLike | None = None):
         """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
 
         ``engine`` holds the vLLM options (:class:`EngineConfig`; ``max_num_seqs`` is always 1).
         ``llm`` injects an already built engine (tests, or a wrapped engine for fault drills).
         ``preparation`` says how :meth:`predict` prepares every image before the engine's
         processor (default: unchanged); ``statistics_file`` overrides the checkpoint's
-        unnormalization statistics (``dataset_statistics.json`` layout).
+        unnormalization statistics (``dataset_statistics.json`` layout). ``engine_log`` is a
+        file for everything the engine prints (default: the process's choice,
+        :func:`~openvla_ros.core.processes.use_engine_log`; None there: the terminal).
         """
         engine = engine or EngineConfig()
+        #: Where the engine's output goes (None: the terminal).
+        self.engine_log = str(engine_log) if engine_log else process_engine_log()
         self._lock = threading.Lock()
         self.llm: Any = None   # the engine, once built (None again once closed)
         self._engine_processes: list = []
@@ -293,7 +298,7 @@ class VllmPolicy:
                                                                 self.statistics_file)
         options = engine.llm_options()
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
-        with engine_output_to(None if llm is not None else os.environ.get(ENGINE_LOG_ENV)):
+        with engine_output_to(None if llm is not None else self.engine_log):
             machine = detect_machine()
         #: The kind of device the engine runs on ('cpu', 'cuda', 'rocm', ...).
         self.device = machine.device
@@ -335,7 +340,7 @@ class VllmPolicy:
 
     def _build_engine(self, options: dict) -> Any:
         from openvla_ros.core.cpu_knobs import engine_environment, environment
-        with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
+        with engine_output_to(self.engine_log):
             from vllm import LLM
             from vllm.platforms import current_platform
             for key, value in platform_defaults().items():
@@ -350,7 +355,7 @@ class VllmPolicy:
                     if memory is None:
                         raise
                     raise memory from error
-        if os.environ.get(ENGINE_LOG_ENV):
+        if self.engine_log:
             # This process's own vLLM logger still writes to the terminal (per-request
             # statistics, shutdown notes): quiet mode keeps only its errors.
             import logging
