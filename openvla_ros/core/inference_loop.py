@@ -136,8 +136,10 @@ class Outputs(Protocol):
         """Publish one zero command."""
 
     def problem(self, key: str, message: str, level: str) -> None:
-        """Log trouble (already recorded as the loop's last error); ``key`` groups repeats for
-        throttling, ``level``: error, warning."""
+        """Log trouble the loop already recorded as its last error.
+
+        ``key`` groups repeats for throttling; ``level`` is error or warning.
+        """
 
     def engine_dead(self, message: str) -> None:
         """Leave the active state: the engine is gone (the loop reported it already)."""
