@@ -21,7 +21,7 @@ import numpy as np
 
 from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
-from openvla_ros.core.errors import EngineMemoryError, OpenVlaError
+from openvla_ros.core.errors import EngineMemoryError, OpenVlaError, ParameterError
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
                                        normalize_dtype, resolve_dtype)
 from openvla_ros.core.policy import EngineReport, IN_PROCESS
@@ -102,26 +102,31 @@ class EngineConfig:
         """Refuse values vLLM would reject late, naming the option."""
         normalize_dtype(self.dtype)   # raises ValueError naming the valid dtypes
         if self.max_model_len < 256 + GENERATED_TOKENS + 3:
-            raise ValueError(f'engine max_model_len must leave room for the 256 image tokens, '
-                             f'a prompt and 7 action tokens, got {self.max_model_len}')
+            raise ParameterError(f'engine max_model_len must leave room for the 256 image '
+                                 f'tokens, a prompt and 7 action tokens, got '
+                                 f'{self.max_model_len}', parameter='engine.max_model_len')
         if not 0.0 <= self.gpu_memory_utilization <= 1.0:
-            raise ValueError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
-                             f'default), got {self.gpu_memory_utilization}')
+            raise ParameterError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
+                                 f'default), got {self.gpu_memory_utilization}',
+                                 parameter='engine.gpu_memory_utilization')
         url = self.url.strip()
         if url and not url.startswith(('http://', 'https://')):
-            raise ValueError(f'engine url must start with http:// or https://, got {url!r} '
-                             "(or be '' for the in-process engine)")
+            raise ParameterError(f'engine url must start with http:// or https://, got {url!r} '
+                                 "(or be '' for the in-process engine)", parameter='engine.url')
         if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
-                             f'got {self.image_format!r}')
+            raise ParameterError(f'engine image_format must be one of '
+                                 f'{", ".join(IMAGE_FORMATS)}, got {self.image_format!r}',
+                                 parameter='engine.image_format')
         check_jpeg_quality(self.jpeg_quality)
         if self.ca_file.strip():
             if not self.url.strip().startswith('https://'):
-                raise ValueError('engine ca_file is only used with an https:// engine url, '
-                                 f'got url {self.url.strip()!r}: use https or clear ca_file')
+                raise ParameterError('engine ca_file is only used with an https:// engine url, '
+                                     f'got url {self.url.strip()!r}', 'use https or clear ca_file',
+                                     parameter='engine.ca_file')
             if not os.path.isfile(os.path.expanduser(self.ca_file.strip())):
-                raise ValueError(f'engine ca_file {self.ca_file.strip()!r} is not a file: give '
-                                 'the PEM file of the CA that signed the server certificate')
+                raise ParameterError(f'engine ca_file {self.ca_file.strip()!r} is not a file',
+                                     'give the PEM file of the CA that signed the server '
+                                     'certificate', parameter='engine.ca_file')
 
     @classmethod
     def options(cls) -> tuple:
