@@ -6,8 +6,9 @@ Each subcommand is one module here, ``openvla_ros/cli/<verb>.py``, holding only 
 parser, ``register(subparsers)``, which sets ``func`` on the parser, and a thin ``run(args)``
 that calls the work in :mod:`openvla_ros.tools` (or :mod:`openvla_ros.core`) and returns the
 exit code. Errors a user can fix (a missing model, a bad key, an unreadable file) are raised as
-the library's ``ValueError``/``FileNotFoundError``/``OSError`` subclasses and printed as one
-line, without a traceback, with exit code 2.
+the library's :class:`~openvla_ros.core.errors.OpenVlaError` (what failed and its fix, as
+fields) or ``ValueError``/``FileNotFoundError``/``OSError`` and printed as one line, without a
+traceback, with exit code 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import sys
 import textwrap
 import time
+
+from openvla_ros.core.errors import OpenVlaError
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
@@ -71,18 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     # vLLM logs every engine detail at INFO on stdout, burying the command's own output
     # (and the JSON of `predict`); keep its warnings unless asked for more.
     os.environ.setdefault('VLLM_LOGGING_LEVEL', 'INFO' if args.verbose else 'WARNING')
-    if not args.verbose:
-        # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the
-        # first action; they go to a log file the command names when something fails.
-        from openvla_ros.core.processes import ENGINE_LOG_ENV
-        os.environ.setdefault(ENGINE_LOG_ENV, str(engine_log_path(args.command)))
+    # Dozens of third-party warnings (vLLM, torch, oneDNN, progress bars) come before the first
+    # action; unless --verbose they go to a log file the command names when something fails.
+    # A file named in the environment is the user's choice and wins.
+    from openvla_ros.core.processes import ENGINE_LOG_ENV, use_engine_log
+    use_engine_log(os.environ.get(ENGINE_LOG_ENV)
+                   or (None if args.verbose else engine_log_path(args.command)))
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, OSError) as error:
+    except (OpenVlaError, ValueError, FileNotFoundError, OSError) as error:
         # One line a person can act on; --verbose keeps the traceback for bug reports.
         if args.verbose:
             logging.exception('failed')
-        print(f'openvla-ros {args.command}: error: {error}{_engine_log_note()}',
+        print(f'openvla-ros {args.command}: error: {_one_line(error)}{_engine_log_note()}',
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -102,9 +106,16 @@ def engine_log_path(command: str) -> Path:
     return folder / f'{command}-{stamp}-{os.getpid()}.log'
 
 
+def _one_line(error: BaseException) -> str:
+    """Return what failed and its fix, from the error's fields when it is the project's."""
+    if isinstance(error, OpenVlaError):
+        return f'{error.what}: {error.fix}' if error.fix else error.what
+    return str(error)
+
+
 def _engine_log_note() -> str:
-    from openvla_ros.core.processes import ENGINE_LOG_ENV
-    path = Path(os.environ.get(ENGINE_LOG_ENV) or '')
+    from openvla_ros.core.processes import engine_log
+    path = Path(engine_log() or '')
     if path.name and path.is_file() and path.stat().st_size:
         return f' (engine output: {path})'
     return ''

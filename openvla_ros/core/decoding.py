@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import numpy as np
 
 from openvla_ros.core.checkpoints import is_local_checkpoint
+from openvla_ros.core.errors import OpenVlaError
 
 #: Names of the 7 action dimensions, in the model's order.
 ACTION_NAMES = ('dx', 'dy', 'dz', 'droll', 'dpitch', 'dyaw', 'gripper')
@@ -35,8 +36,17 @@ SOURCE_CONFIG_DICT = 'norm_stats (config dict)'
 SOURCE_STATISTICS_FILE = 'statistics_file'
 
 
-class StatisticsError(ValueError):
+class StatisticsError(OpenVlaError, ValueError):
     """A checkpoint configuration or statistics file that cannot unnormalize actions."""
+
+
+class StatisticsFileNotFoundError(OpenVlaError, FileNotFoundError):
+    """The statistics_file given does not exist."""
+
+
+#: The fix for any problem with a given statistics_file.
+STATISTICS_FILE_FIX = ("set statistics_file to a readable JSON file in dataset_statistics.json "
+                       "layout, or to '' to use the checkpoint's statistics")
 
 
 #: Bounds of the decoder's integers: OpenVLA uses 256 bins and a 32000-token vocabulary; far
@@ -205,8 +215,17 @@ def _load_config(config: ConfigLike,
             source = SOURCE_DATASET_STATISTICS
     if statistics_file is not None:
         path = Path(statistics_file).expanduser()
-        loaded['norm_stats'] = _check_statistics(
-            _read_json(path, 'statistics_file'), f'statistics_file {path}')
+        if not path.is_file():
+            raise StatisticsFileNotFoundError(
+                f'statistics_file {path} does not exist (or is not a file)',
+                STATISTICS_FILE_FIX, parameter='statistics_file')
+        try:
+            loaded['norm_stats'] = _check_statistics(
+                _read_json(path, 'statistics_file'), f'statistics_file {path}')
+        except StatisticsError as error:
+            # The file given is at fault, whatever check found it: say which setting to change.
+            raise StatisticsError(error.what, STATISTICS_FILE_FIX,
+                                  parameter='statistics_file') from None
         source = f'{SOURCE_STATISTICS_FILE} {path}'
     return loaded, source
 
@@ -314,13 +333,15 @@ class ActionDecoder:
                 unnorm_key = keys[0]
             else:
                 raise StatisticsError(
-                    f'unnorm_key is required: this checkpoint was trained on {len(keys)} '
-                    f'datasets. Choose the one matching your robot, one of: {", ".join(keys)} '
-                    f'(statistics from {source})')
+                    'unnorm_key is required',
+                    f'this checkpoint was trained on {len(keys)} datasets. Choose the one '
+                    f'matching your robot, one of: {", ".join(keys)} (statistics from '
+                    f'{source})', parameter='unnorm_key')
         if unnorm_key not in norm_stats:
             raise StatisticsError(
-                f'unknown unnorm_key {unnorm_key!r}; valid keys for this checkpoint: '
-                f'{", ".join(keys)} (statistics from {source})')
+                f'unknown unnorm_key {unnorm_key!r}',
+                f'set unnorm_key to one of the valid keys for this checkpoint: '
+                f'{", ".join(keys)} (statistics from {source})', parameter='unnorm_key')
         entry = norm_stats[unnorm_key]
         stats = entry.get('action') if isinstance(entry, Mapping) else None
         if not isinstance(stats, Mapping) or 'q01' not in stats or 'q99' not in stats:

@@ -22,12 +22,13 @@ import numpy as np
 from openvla_ros.core.checkpoints import is_local_checkpoint
 from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
                                        load_model_config)
+from openvla_ros.core.errors import EngineMemoryError, OpenVlaError, ParameterError
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
                                        normalize_dtype, resolve_dtype)
 from openvla_ros.core.policy import EngineReport, IN_PROCESS
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
-from openvla_ros.core.processes import (child_processes, ENGINE_LOG_ENV, engine_output_to,
-                                        terminate)
+from openvla_ros.core.processes import child_processes, engine_output_to, terminate
+from openvla_ros.core.processes import engine_log as process_engine_log
 from openvla_ros.core.prompt import GENERATED_TOKENS, prompt_token_ids
 
 
@@ -41,19 +42,19 @@ JPEG_QUALITY_RANGE = (1, 95)
 
 
 def check_jpeg_quality(value: object) -> int:
-    """Return ``value`` as a JPEG quality, or raise ValueError naming the one valid range."""
+    """Return ``value`` as a JPEG quality, or raise ParameterError naming the valid range."""
     low, high = JPEG_QUALITY_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f'engine jpeg_quality must be an integer in {low}..{high}, '
-                         f'got {value!r}')
+        raise ParameterError(f'engine jpeg_quality must be an integer in {low}..{high}, '
+                             f'got {value!r}', parameter='engine.jpeg_quality')
     return value
 
 
 def check_image_format(value: object) -> str:
-    """Return ``value`` as a remote image format, or raise ValueError naming the valid ones."""
+    """Return ``value`` as a remote image format, or raise ParameterError naming the valid ones."""
     if not isinstance(value, str) or value not in IMAGE_FORMATS:
-        raise ValueError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
-                         f'got {value!r}')
+        raise ParameterError(f'engine image_format must be one of {", ".join(IMAGE_FORMATS)}, '
+                             f'got {value!r}', parameter='engine.image_format')
     return value
 
 
@@ -110,24 +111,28 @@ class EngineConfig:
         """Refuse values vLLM would reject late, naming the option."""
         normalize_dtype(self.dtype)   # raises ValueError naming the valid dtypes
         if self.max_model_len < 256 + GENERATED_TOKENS + 3:
-            raise ValueError(f'engine max_model_len must leave room for the 256 image tokens, '
-                             f'a prompt and 7 action tokens, got {self.max_model_len}')
+            raise ParameterError(f'engine max_model_len must leave room for the 256 image '
+                                 f'tokens, a prompt and 7 action tokens, got '
+                                 f'{self.max_model_len}', parameter='engine.max_model_len')
         if not 0.0 <= self.gpu_memory_utilization <= 1.0:
-            raise ValueError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
-                             f'default), got {self.gpu_memory_utilization}')
+            raise ParameterError('engine gpu_memory_utilization must be in [0, 1] (0 = vLLM '
+                                 f'default), got {self.gpu_memory_utilization}',
+                                 parameter='engine.gpu_memory_utilization')
         url = self.url.strip()
         if url and not url.startswith(('http://', 'https://')):
-            raise ValueError(f'engine url must start with http:// or https://, got {url!r} '
-                             "(or be '' for the in-process engine)")
+            raise ParameterError(f'engine url must start with http:// or https://, got {url!r} '
+                                 "(or be '' for the in-process engine)", parameter='engine.url')
         check_image_format(self.image_format)
         check_jpeg_quality(self.jpeg_quality)
         if self.ca_file.strip():
             if not self.url.strip().startswith('https://'):
-                raise ValueError('engine ca_file is only used with an https:// engine url, '
-                                 f'got url {self.url.strip()!r}: use https or clear ca_file')
+                raise ParameterError('engine ca_file is only used with an https:// engine url, '
+                                     f'got url {self.url.strip()!r}', 'use https or clear ca_file',
+                                     parameter='engine.ca_file')
             if not os.path.isfile(os.path.expanduser(self.ca_file.strip())):
-                raise ValueError(f'engine ca_file {self.ca_file.strip()!r} is not a file: give '
-                                 'the PEM file of the CA that signed the server certificate')
+                raise ParameterError(f'engine ca_file {self.ca_file.strip()!r} is not a file',
+                                     'give the PEM file of the CA that signed the server '
+                                     'certificate', parameter='engine.ca_file')
 
     @classmethod
     def options(cls) -> tuple:
@@ -177,8 +182,12 @@ def platform_defaults() -> dict[str, Any]:
     return {'gpu_memory_utilization': 0.3, 'enforce_eager': True}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(OpenVlaError, FileNotFoundError):
     """The model is neither a local checkpoint directory nor a plausible hub id."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        """Name the model as the parameter at fault."""
+        super().__init__(what, fix, parameter='model')
 
 
 @dataclass
@@ -209,7 +218,7 @@ def resolve_model(model: str) -> tuple[str, bool]:
     """
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(
-            'no model given: set it to a checkpoint directory or a hub id such as '
+            'no model given', 'set it to a checkpoint directory or a hub id such as '
             'openvla/openvla-7b')
     model = model.strip()
     path = Path(model).expanduser()
@@ -218,17 +227,17 @@ def resolve_model(model: str) -> tuple[str, bool]:
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(
-                f'model {model!r} is a file, not a checkpoint directory: pass the directory '
+                f'model {model!r} is a file, not a checkpoint directory', 'pass the directory '
                 'that holds config.json and the safetensors weights')
         if not (path / 'config.json').is_file():
             raise ModelNotFoundError(
-                f'model directory {model!r} has no config.json: it is not a Hugging Face '
+                f'model directory {model!r} has no config.json', 'it is not a Hugging Face '
                 'checkpoint (run `openvla-ros make-test-model DIR` for a test one, or download '
                 'openvla/openvla-7b)')
         return str(path.resolve()), True
     raise ModelNotFoundError(
-        f'model {model!r} does not exist: pass an existing checkpoint directory or a hub id '
-        'of the form owner/name (e.g. openvla/openvla-7b)')
+        f'model {model!r} does not exist', 'pass an existing checkpoint directory or a hub '
+        'id of the form owner/name (e.g. openvla/openvla-7b)')
 
 
 def early_decoder(model: str, unnorm_key: str | None, statistics_file: str | None = None
@@ -269,16 +278,21 @@ class VllmPolicy:
                  engine: EngineConfig | None = None,
                  llm: Any = None,
                  preparation: ImagePreparation | None = None,
-                 statistics_file: str | os.PathLike | None = None):
+                 statistics_file: str | os.PathLike | None = None,
+                 engine_log: str | os.PathLike | None = None):
         """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
 
         ``engine`` holds the vLLM options (:class:`EngineConfig`; ``max_num_seqs`` is always 1).
         ``llm`` injects an already built engine (tests, or a wrapped engine for fault drills).
         ``preparation`` says how :meth:`predict` prepares every image before the engine's
         processor (default: unchanged); ``statistics_file`` overrides the checkpoint's
-        unnormalization statistics (``dataset_statistics.json`` layout).
+        unnormalization statistics (``dataset_statistics.json`` layout). ``engine_log`` is a
+        file for everything the engine prints (default: the process's choice,
+        :func:`~openvla_ros.core.processes.use_engine_log`; None there: the terminal).
         """
         engine = engine or EngineConfig()
+        #: Where the engine's output goes (None: the terminal).
+        self.engine_log = str(engine_log) if engine_log else process_engine_log()
         self._lock = threading.Lock()
         self.llm: Any = None   # the engine, once built (None again once closed)
         self._engine_processes: list = []
@@ -294,7 +308,7 @@ class VllmPolicy:
                                                                 self.statistics_file)
         options = engine.llm_options()
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
-        with engine_output_to(None if llm is not None else os.environ.get(ENGINE_LOG_ENV)):
+        with engine_output_to(None if llm is not None else self.engine_log):
             machine = detect_machine()
         #: The kind of device the engine runs on ('cpu', 'cuda', 'rocm', ...).
         self.device = machine.device
@@ -336,7 +350,7 @@ class VllmPolicy:
 
     def _build_engine(self, options: dict) -> Any:
         from openvla_ros.core.cpu_knobs import engine_environment, environment
-        with engine_output_to(os.environ.get(ENGINE_LOG_ENV) or None):
+        with engine_output_to(self.engine_log):
             from vllm import LLM
             from vllm.platforms import current_platform
             for key, value in platform_defaults().items():
@@ -344,8 +358,14 @@ class VllmPolicy:
             # Only the engine's processes, started inside this block, see these variables.
             self.cpu_settings = engine_environment() if current_platform.is_cpu() else {}
             with environment(self.cpu_settings):
-                llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
-        if os.environ.get(ENGINE_LOG_ENV):
+                try:
+                    llm = LLM(model=self.model, limit_mm_per_prompt={'image': 1}, **options)
+                except Exception as error:  # noqa: B902 - only memory failures are re-raised
+                    memory = _memory_failure(error)
+                    if memory is None:
+                        raise
+                    raise memory from error
+        if self.engine_log:
             # This process's own vLLM logger still writes to the terminal (per-request
             # statistics, shutdown notes): quiet mode keeps only its errors.
             import logging
@@ -453,6 +473,24 @@ class VllmPolicy:
         del llm
         import gc
         gc.collect()
+
+
+def _memory_failure(error: BaseException) -> EngineMemoryError | None:
+    """Return the typed error for an engine start that ran out of memory, else None.
+
+    vLLM reports it as torch's ``OutOfMemoryError``, a ``MemoryError``, or a ``ValueError`` /
+    ``RuntimeError`` whose text speaks of memory (no KV-cache blocks left, CUDA out of memory):
+    its text is read here, the one place that knows the engine was starting, so that callers
+    get the fix as a field.
+    """
+    text = str(error)
+    if not (isinstance(error, MemoryError) or type(error).__name__ == 'OutOfMemoryError'
+            or (isinstance(error, (ValueError, RuntimeError)) and 'memory' in text.lower())):
+        return None
+    return EngineMemoryError(
+        f'the engine could not start for lack of memory ({type(error).__name__}: {text})',
+        'lower engine.gpu_memory_utilization / engine.max_model_len, or free accelerator '
+        'memory', parameter='engine.gpu_memory_utilization')
 
 
 def _request_metrics(output: Any) -> dict[str, float]:

@@ -118,6 +118,14 @@ class SystemClock:
         return time.monotonic()
 
 
+@dataclass(frozen=True)
+class FunctionClock:
+    """A :class:`Clock` made of two functions (the node gives its ROS time as ``now``)."""
+
+    now: Callable[[], float]
+    monotonic: Callable[[], float] = time.monotonic
+
+
 class Outputs(Protocol):
     """Where results go; the node publishes them."""
 
@@ -128,10 +136,23 @@ class Outputs(Protocol):
         """Publish one zero command."""
 
     def problem(self, key: str, message: str, level: str) -> None:
-        """Report trouble; ``key`` groups repeats for throttling, ``level``: error, warning."""
+        """Log trouble the loop already recorded as its last error.
+
+        ``key`` groups repeats for throttling; ``level`` is error or warning.
+        """
 
     def engine_dead(self, message: str) -> None:
-        """Leave the active state: the engine is gone."""
+        """Leave the active state: the engine is gone (the loop reported it already)."""
+
+
+@dataclass
+class OutputFunctions:
+    """:class:`Outputs` made of four functions: the node passes its own publishing methods."""
+
+    action: Callable[[Any, Frame], bool]
+    zero: Callable[[str], None]
+    problem: Callable[[str, str, str], None]
+    engine_dead: Callable[[str], None]
 
 
 class Counters:
@@ -260,7 +281,7 @@ class InferenceLoop:
         self.decode = decode
         self.clock = clock or SystemClock()
         self.settings = settings or LoopSettings()
-        self.counters = Counters()
+        self._counters = Counters()
         self.stats = RollingStats()
         self._wake = threading.Event()
         self.slot = FrameSlot(self._wake)
@@ -289,7 +310,7 @@ class InferenceLoop:
         self.pacing: Callable[[float, float], float] | None = None
         self._request_times: deque[float] = deque(maxlen=20)
         self.expected_request_s = 0.0   # p95 of the last requests' submit-to-result times
-        self.last_error = ''
+        self._last_error = ''   # written only by report_problem and the loop's own reports
         self.last_frame_age_s = float('nan')
         #: Where the last action's time went, for remote engines (see REQUEST_SPLIT).
         self.last_split: dict[str, float] = {}
@@ -322,7 +343,8 @@ class InferenceLoop:
             self.set_instruction(text)
         except InstructionError as error:
             self.use_instruction('', None)
-            self._report('instruction', f'initial instruction rejected: {error}', 'error')
+            self.report_problem('instruction', f'initial instruction rejected: {error}',
+                                'error')
 
     @property
     def instruction(self) -> tuple[str, list[int] | None]:
@@ -468,16 +490,17 @@ class InferenceLoop:
         self.last_frame_age_s = age
         max_age = settings.max_image_age
         if max_age > 0.0 and age > max_age:
-            self.counters.add('frames_stale')
-            self._report('stale', f'skipping a frame {age:.2f} s old (max_image_age {max_age} '
-                         's): the camera stamps are old or the clocks differ (use_sim_time '
-                         'with bag replay?)', 'warning')
+            self._counters.add('frames_stale')
+            self.report_problem(
+                'stale', f'skipping a frame {age:.2f} s old (max_image_age {max_age} s): the '
+                'camera stamps are old or the clocks differ (use_sim_time with bag replay?)',
+                'warning')
             return
         text, ids = self.instruction
         if not text:
-            self.counters.add('no_instruction')
-            self._report('no_instruction', 'no instruction yet: publish one on the instruction '
-                         'topic', 'warning')
+            self._counters.add('no_instruction')
+            self.report_problem('no_instruction', 'no instruction yet: publish one on the '
+                                'instruction topic', 'warning')
             return
         policy, pool = self._policy, self._pool
         if policy is None or pool is None:
@@ -485,13 +508,13 @@ class InferenceLoop:
         try:
             image = self.decode(frame.msg)
         except ImageError as error:
-            self.counters.add('bad_images')
-            self._report('image', f'bad image: {error}', 'error')
+            self._counters.add('bad_images')
+            self.report_problem('image', f'bad image: {error}', 'error')
             return
         except Exception as error:  # noqa: B902 - caused by this frame: the next one may work
             self._unexpected(error, frame_caused=True)
             return
-        self.counters.add('frames_used')
+        self._counters.add('frames_used')
         self._requests += 1
         future = pool.submit(policy.predict, image, text, ids)
         future.add_done_callback(lambda _: self._wake.set())
@@ -515,10 +538,11 @@ class InferenceLoop:
             # One request at a time: a timed-out request still holds the engine, so wait for
             # it rather than queue another; its late result is discarded, never published.
             request.timed_out = True
-            self.counters.add('engine_timeouts')
+            self._counters.add('engine_timeouts')
             self._set_state(LoopState.TIMEOUT)
-            self._report('engine', f'engine timeout: no action within inference_timeout '
-                         f'({timeout} s); zero twist sent, waiting for the engine', 'error')
+            self.report_problem('engine', f'engine timeout: no action within inference_timeout '
+                                f'({timeout} s); zero twist sent, waiting for the engine',
+                                'error')
             self._publish_zero('engine timeout')
         return 0.05
 
@@ -528,14 +552,14 @@ class InferenceLoop:
         except concurrent.futures.CancelledError:
             return
         except InstructionError as error:
-            self.counters.add('bad_instructions')
-            self._report('instruction', f'instruction rejected: {error}', 'error')
+            self._counters.add('bad_instructions')
+            self.report_problem('instruction', f'instruction rejected: {error}', 'error')
             return
         except Exception as error:  # noqa: B902 - an engine failure must not end the loop
             self._engine_failed(error, settings)
             return
         if request.timed_out:
-            self.counters.add('late_replies')
+            self._counters.add('late_replies')
             self._set_state(LoopState.RUNNING)
             return   # its deadline passed and a zero was sent: a late action never moves the arm
         self._backoff = 0.0
@@ -544,11 +568,11 @@ class InferenceLoop:
                 return   # stopped while the engine ran: the zero command was the last word
             self._set_state(LoopState.RUNNING)
             if not self.outputs.action(prediction, request.frame):
-                self.counters.add('engine_errors')
+                self._counters.add('engine_errors')
                 self._publish_zero('unusable action')
                 return
             published = self.clock.monotonic()
-            self.counters.add('actions')
+            self._counters.add('actions')
             engine_s = float(prediction.timings.get('engine_s', float('nan')))
             self.stats.add(engine_s, published)
             self.trace.append({
@@ -573,27 +597,30 @@ class InferenceLoop:
                        dead: bool = False) -> None:
         if self.state is LoopState.DEAD:
             return
-        self.counters.add('engine_errors')
+        self._counters.add('engine_errors')
         self._publish_zero('engine error')
         if dead or is_dead_engine_error(error) or not self._engine_alive():
             self._set_state(LoopState.DEAD)
             message = (f'engine died ({type(error).__name__}: {error}); the node deactivates '
                        'itself: run cleanup then configure to start a new engine')
-            self.last_error = message
+            # Recorded, then the outputs told of the death (a goal ends with this message)
+            # before the report is logged: the log's wake-up must not end the goal first.
+            self._last_error = message
             self.outputs.engine_dead(message)
+            self.outputs.problem('engine', message, 'error')
             return
         if is_retryable_error(error):
             # A remote engine that does not answer: retry by itself, backing off, so actions
             # resume without a lifecycle transition when the server is back.
-            self.counters.add('engine_unreachable')
+            self._counters.add('engine_unreachable')
             self._backoff = min(max(2.0 * self._backoff, 0.5), settings.retry_backoff_max)
             self._next_attempt = self.clock.monotonic() + self._backoff
             self._set_state(LoopState.UNREACHABLE)
-            self._report('engine', f'engine unreachable: {error}; retrying in '
-                         f'{self._backoff:.1f} s', 'error')
+            self.report_problem('engine', f'engine unreachable: {error}; retrying in '
+                                f'{self._backoff:.1f} s', 'error')
             return
         self._set_state(LoopState.ERROR)
-        self._report('engine', f'engine error: {type(error).__name__}: {error}', 'error')
+        self.report_problem('engine', f'engine error: {type(error).__name__}: {error}', 'error')
 
     def _unexpected(self, error: BaseException, frame_caused: bool) -> None:
         """Zero command, ERROR (frame-caused) or FAULT state, one report with the traceback.
@@ -601,7 +628,7 @@ class InferenceLoop:
         Every output call is guarded: this runs because something already failed, and one
         failing output (the zero itself, say) must not keep the others from happening.
         """
-        self.counters.add('loop_errors')
+        self._counters.add('loop_errors')
         what = f'{type(error).__name__}: {error}'
         with self._publish_lock:
             with self._state_lock:
@@ -633,7 +660,7 @@ class InferenceLoop:
             self._logged_unexpected = signature
             detail = '\n' + ''.join(traceback.format_exception(error)).rstrip()
         self._report_safely('frame_error' if frame_caused else 'loop_fault', message + detail)
-        self.last_error = message   # diagnostics: type and message, not the traceback
+        self._last_error = message   # diagnostics: type and message, not the traceback
 
     def _report_safely(self, key: str, message: str) -> None:
         try:
@@ -651,7 +678,7 @@ class InferenceLoop:
     def _zero(self, reason: str) -> None:
         """Publish one zero command (the caller holds the publish lock)."""
         self.outputs.zero(reason)
-        self.counters.add('zero_commands')
+        self._counters.add('zero_commands')
         self._zero_sent = True
 
     def _check_command_timeout(self, now: float, settings: LoopSettings) -> None:
@@ -661,9 +688,28 @@ class InferenceLoop:
         if now - self._last_action_time > timeout:
             self._publish_zero(f'no fresh action for {timeout} s')
 
-    def _report(self, key: str, message: str, level: str) -> None:
-        self.last_error = message
+    def report_problem(self, key: str, message: str, level: str) -> None:
+        """Record ``message`` as the last error (diagnostics) and pass it to the outputs' log.
+
+        The one way a problem reaches ``last_error``: the loop's own and the node's (a rejected
+        instruction, a failed configure, an output's trouble). ``key`` groups repeats for
+        throttling; ``level`` is error or warning.
+        """
+        self._last_error = message
         self.outputs.problem(key, message, level)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Count one event ``name`` (one of :attr:`Counters.NAMES`) for diagnostics."""
+        self._counters.add(name, amount)
+
+    def counts(self) -> dict[str, int]:
+        """Return a copy of every event counter."""
+        return self._counters.snapshot()
+
+    @property
+    def last_error(self) -> str:
+        """Return the last problem reported ('' until one is)."""
+        return self._last_error
 
     def status(self) -> dict[str, Any]:
         """Return the loop's figures as numbers (formatted only at the message boundary)."""
@@ -673,8 +719,8 @@ class InferenceLoop:
             'frames_received': self.slot.received, 'frames_superseded': self.slot.superseded,
             'last_frame_age_s': self.last_frame_age_s,
             'frame_age_p95_s': percentile([r['age_at_start_s'] for r in list(self.trace)], 95),
-            'instruction': self.instruction[0], 'last_error': self.last_error})
+            'instruction': self.instruction[0], 'last_error': self._last_error})
         values.update({f'last_{key}': self.last_split.get(key, float('nan'))
                        for key in REQUEST_SPLIT})
-        values.update(self.counters.snapshot())
+        values.update(self._counters.snapshot())
         return values

@@ -204,10 +204,12 @@ def report_of(policy: Policy) -> EngineReport:
 def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | None = None,
                 preparation: ImagePreparation | None = None,
                 statistics_file: str | os.PathLike[str] | None = None,
-                timeout_s: float = 30.0) -> ReportingPolicy:
+                timeout_s: float = 30.0,
+                engine_log: str | os.PathLike[str] | None = None) -> ReportingPolicy:
     """Return the policy ``engine`` asks for: in-process vLLM, or the remote server at its url.
 
-    ``timeout_s`` is a remote request's deadline (the node passes ``inference_timeout``).
+    ``timeout_s`` is a remote request's deadline (the node passes ``inference_timeout``);
+    ``engine_log`` the file an in-process engine prints to (see :class:`VllmPolicy`).
     """
     from openvla_ros.core.engine import EngineConfig
     engine = engine or EngineConfig()
@@ -222,4 +224,4 @@ def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | No
                             allow_insecure_http=engine.allow_insecure_http)
     from openvla_ros.core.engine import VllmPolicy
     return VllmPolicy(model, unnorm_key, engine=engine, preparation=preparation,
-                      statistics_file=statistics_file)
+                      statistics_file=statistics_file, engine_log=engine_log)

@@ -41,6 +41,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image as PILImage
 
+from openvla_ros.core.errors import ParameterError
 from openvla_ros.core.images import rgb_to_pil
 
 __all__ = [
@@ -81,17 +82,20 @@ class ImagePreparation:
     def __post_init__(self) -> None:
         """Reject an unknown mode or a crop scale outside (0, 1]."""
         if self.mode not in PREPROCESSING_MODES:
-            raise ValueError(
-                f'unknown image preprocessing mode {self.mode!r}: use one of '
-                f'{", ".join(PREPROCESSING_MODES)}')
+            raise ParameterError(
+                f'unknown image preprocessing mode {self.mode!r}',
+                f'use one of {", ".join(PREPROCESSING_MODES)}',
+                parameter='image_preprocessing')
         if not isinstance(self.center_crop, (bool, np.bool_)):
-            raise ValueError(f'center_crop must be true or false, got {self.center_crop!r}')
+            raise ParameterError(f'center_crop must be true or false, got {self.center_crop!r}',
+                                 'set center_crop to true or false', parameter='center_crop')
         scale = self.center_crop_scale
         if (isinstance(scale, bool) or not isinstance(scale, (int, float))
                 or not math.isfinite(scale) or not 0.0 < scale <= 1.0):
-            raise ValueError(
-                f'center_crop_scale must be an area fraction in (0, 1], got {scale!r} '
-                f'(the reference uses {DEFAULT_CROP_SCALE})')
+            raise ParameterError(
+                f'center_crop_scale must be an area fraction in (0, 1], got {scale!r}',
+                f'set center_crop_scale to a fraction in (0, 1], e.g. {DEFAULT_CROP_SCALE} '
+                "(the reference's)", parameter='center_crop_scale')
 
     def describe(self) -> str:
         """Return a short stable text such as ``training+center_crop(0.9)`` for logs."""

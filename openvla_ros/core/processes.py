@@ -18,10 +18,31 @@ if TYPE_CHECKING:   # imported where used at run time: a cheap import of this mo
     import psutil
 
 
-#: When set to a file path, everything the engine's processes print (vLLM, torch, oneDNN and
-#: progress bars, C++ warnings included) goes to that file instead of the terminal. The CLI sets
-#: it unless ``--verbose``; a node started by ros2 launch keeps the engine's output visible.
+#: A file path the user may set to choose the engine log of one ``openvla-ros`` command (a test
+#: harness does, to read a server's output). Only the CLI reads it, once, and hands the path on
+#: as an argument (:func:`use_engine_log`); the library never reads or writes it.
 ENGINE_LOG_ENV = 'OPENVLA_ROS_ENGINE_LOG'
+
+#: Where engines started by this process send their output unless given an ``engine_log`` of
+#: their own: None (the terminal) unless the CLI chose a file (:func:`use_engine_log`).
+_engine_log: str | None = None
+
+
+def use_engine_log(path: str | os.PathLike | None) -> None:
+    """Send the output of every engine this process starts to ``path`` (None: the terminal).
+
+    The CLI calls it once, before the command runs, unless ``--verbose``: everything the
+    engine's processes print (vLLM, torch, oneDNN and progress bars, C++ warnings included) then
+    goes to that file. A node started by ros2 launch never calls it and keeps the engine's
+    output visible. An engine built with an explicit ``engine_log`` argument uses that instead.
+    """
+    global _engine_log
+    _engine_log = str(path) if path else None
+
+
+def engine_log() -> str | None:
+    """Return the engine log file of this process (None: the engine prints to the terminal)."""
+    return _engine_log
 
 
 @contextlib.contextmanager

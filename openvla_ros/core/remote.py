@@ -35,6 +35,7 @@ import uuid
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
 from openvla_ros.core.engine import (check_image_format, check_jpeg_quality, DEFAULT_API_KEY_ENV,
                                      IMAGE_FORMATS, Prediction, resolve_model)
+from openvla_ros.core.errors import OpenVlaError
 from openvla_ros.core.images import encode_compressed
 from openvla_ros.core.policy import EngineReport, REMOTE, RemoteReport
 from openvla_ros.core.preprocessing import ImagePreparation, prepare, processor_resize
@@ -79,15 +80,23 @@ _ERROR_BODY_CHARS = 300
 MAX_REPLY_BYTES = 1 << 20
 
 
-class RemoteError(Exception):
+class RemoteError(OpenVlaError):
     """A remote-engine failure; ``retryable`` says whether the next request may succeed.
 
     ``engine_dead`` True tells the node to stop commanding (it deactivates itself): the
-    failure needs a person (a wrong server, template or key), not another attempt.
+    failure needs a person (a wrong server, template or key), not another attempt. ``status``
+    is the HTTP status the server answered with (None when no reply came or it was not the
+    cause).
     """
 
     retryable = False
     engine_dead = True
+
+    def __init__(self, what: str, fix: str = '', parameter: str | None = None,
+                 status: int | None = None) -> None:
+        """Keep the fields: what failed, the fix, and the HTTP status when one caused it."""
+        super().__init__(what, fix, parameter)
+        self.status = status
 
 
 class EngineUnavailableError(RemoteError, RuntimeError):
@@ -103,6 +112,10 @@ class RemoteAuthError(RemoteError, PermissionError):
 
 class RemoteMismatchError(RemoteError, ValueError):
     """The server is not serving this model the way OpenVLA needs (template, tokenizer, model)."""
+
+
+class RemoteEndpointMissingError(RemoteMismatchError):
+    """The server has no such path (HTTP 404): not a vLLM server, a wrong prefix, or a proxy."""
 
 
 class RemoteRequestError(RemoteError, ValueError):
@@ -568,7 +581,8 @@ class _Http:
                'clients per server' if timeout else
                'start it on the server machine with `openvla-ros serve --model MODEL --host '
                'ADDRESS --port PORT`, or fix the url')
-        return EngineUnavailableError(f'OpenVLA server {self.url} unavailable: {what}; {fix}')
+        return EngineUnavailableError(f'OpenVLA server {self.url} unavailable: {what}', fix,
+                                      parameter='engine.url')
 
 
 class RemotePolicy:
@@ -666,16 +680,17 @@ class RemotePolicy:
             if os.environ.get(self.api_key_env):
                 raise RemoteAuthError(
                     f'{self.url} refused the API key in the environment variable '
-                    f'{self.api_key_env} (HTTP {status}): set it to the key the server was '
-                    'started with')
+                    f'{self.api_key_env} (HTTP {status})', 'set it to the key the server was '
+                    'started with', parameter='engine.api_key_env', status=status)
             raise RemoteAuthError(
-                f'{self.url} requires an API key (HTTP {status}): set the environment variable '
-                f'{self.api_key_env} to the key the server was started with')
+                f'{self.url} requires an API key (HTTP {status})', 'set the environment '
+                f'variable {self.api_key_env} to the key the server was started with',
+                parameter='engine.api_key_env', status=status)
         if status >= 500 or status in (408, 429):
             raise EngineUnavailableError(
                 f'OpenVLA server {self.url} answered {path} with HTTP {status} '
-                f'({_excerpt(body)}); it may recover: check its log (openvla-ros serve '
-                '--verbose) if this persists')
+                f'({_excerpt(body)})', 'it may recover: check its log (openvla-ros serve '
+                '--verbose) if this persists', status=status)
         try:
             reply = json.loads(body) if body else None
         except RecursionError:
@@ -752,10 +767,8 @@ class RemotePolicy:
         """Return the server's ``/tokenize`` ids, or None when it has no such endpoint."""
         try:
             reply, _ = self._call('POST', '/tokenize', {'model': self.served_model, **payload})
-        except RemoteMismatchError as error:
-            if getattr(error, 'status', None) == 404 and 'does not exist' not in str(error):
-                return None
-            raise
+        except RemoteEndpointMissingError:
+            return None
         tokens = reply.get('tokens') if isinstance(reply, Mapping) else None
         if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
             raise RemoteMismatchError(f'{self.url}/tokenize answered without tokens: not a vLLM '
@@ -933,16 +946,15 @@ def _client_error(status: int, reply: Any, body: bytes, url: str, path: str) -> 
             message = str(detail)
     message = printable(message, _ERROR_BODY_CHARS) if message else _excerpt(body)
     if status == 404:
+        # vLLM answers 404 both for a path it lacks and for a model it does not serve; only its
+        # reason tells them apart (a server's text, read once here, where it arrives).
         if 'does not exist' in message:
-            error = RemoteMismatchError(
-                f'{url} does not serve the model this client asked for ({message}): the '
-                'server was restarted with another model; reconfigure the node')
-        else:
-            error = RemoteMismatchError(
-                f'{url}{path} not found (HTTP 404): the url is not a vLLM OpenAI-compatible '
-                'server, or its path prefix is wrong; start one with `openvla-ros serve`')
-        error.status = status
-        return error
-    error = RemoteRequestError(f'{url} rejected {path} (HTTP {status}): {message}')
-    error.status = status
-    return error
+            return RemoteMismatchError(
+                f'{url} does not serve the model this client asked for ({message})', 'the '
+                'server was restarted with another model; reconfigure the node', status=status)
+        return RemoteEndpointMissingError(
+            f'{url}{path} not found (HTTP 404)', 'the url is not a vLLM OpenAI-compatible '
+            'server, or its path prefix is wrong; start one with `openvla-ros serve`',
+            parameter='engine.url', status=status)
+    return RemoteRequestError(f'{url} rejected {path} (HTTP {status}): {message}',
+                              status=status)

@@ -154,7 +154,7 @@ class InstructionActionServer:
         try:
             self._check(request)
         except (GoalError, InstructionError) as error:
-            self._node._problem('goal', f'goal rejected: {error}', 'warning')
+            self._node.problem('goal', f'goal rejected: {error}', 'warning')
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
@@ -294,7 +294,7 @@ class InstructionActionServer:
         return self._loop.clock.monotonic()
 
     def _failures(self) -> int:
-        counts = self._loop.counters.snapshot()
+        counts = self._loop.counts()
         return sum(counts[name] for name in ENGINE_FAILURE_COUNTERS)
 
     def gate(self) -> GoalRun | None | Literal[False]:

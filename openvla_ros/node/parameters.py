@@ -19,6 +19,7 @@ from typing import Any, Callable, TYPE_CHECKING
 
 from openvla_ros.core.conditioning import Conditioning, OUTPUT_MODES, validate
 from openvla_ros.core.engine import EngineConfig
+from openvla_ros.core.errors import ParameterError
 from openvla_ros.core.execution import (check_workspace, EARLY_RULES, PUBLISH_MODES,
                                         ROTATION_CONVENTIONS)
 from openvla_ros.core.images import DEFAULT_MAX_PIXELS
@@ -245,7 +246,8 @@ def preparation_from(values: dict[str, Any]) -> ImagePreparation:
     """Return the image preparation, or raise a ``ValueError`` naming the bad parameter."""
     problem = check_value(BY_NAME['image_preprocessing'], values['image_preprocessing'])
     if problem:
-        raise ValueError(problem)
+        raise ParameterError(problem, "set image_preprocessing to 'processor' or 'training'",
+                             parameter='image_preprocessing')
     scale = values['center_crop_scale']
     if isinstance(scale, int) and not isinstance(scale, bool):
         scale = float(scale)   # an integer in the parameter file (center_crop_scale: 1)

@@ -35,8 +35,9 @@ from openvla_ros.core.conditioning import Command
 from openvla_ros.core.decoding import ACTION_NAMES
 from openvla_ros.core.policy import EngineReport, make_policy, Policy, report_of
 from openvla_ros.core.images import msg_to_pil
-from openvla_ros.core.inference_loop import Frame, InferenceLoop, LoopState
-from openvla_ros.core.preprocessing import DEFAULT_CROP_SCALE
+from openvla_ros.core.errors import OpenVlaError
+from openvla_ros.core.inference_loop import (Frame, FunctionClock, InferenceLoop, LoopState,
+                                             OutputFunctions)
 from openvla_ros.core.processes import end_children, exit_now
 from openvla_ros.core.prompt import InstructionError
 from openvla_ros.core.stats import NS_PER_S, stamp_to_ns
@@ -48,6 +49,12 @@ _HEALTH = {LoopState.STOPPED: 'ok', LoopState.RUNNING: 'ok', LoopState.ERROR: 'e
            LoopState.TIMEOUT: 'timeout', LoopState.UNREACHABLE: 'unreachable',
            LoopState.DEAD: 'dead', LoopState.FAULT: 'fault'}
 _ACTION_LABEL = ','.join(ACTION_NAMES)
+#: ``engine_state`` in diagnostics for each lifecycle state (primary or transition); the loop's
+#: DEAD state and a failed configure are told apart in :meth:`OpenVlaPolicyNode.engine_state`.
+_ENGINE_STATE = {'unconfigured': 'unloaded', 'configuring': 'loading', 'inactive': 'ready',
+                 'activating': 'ready', 'active': 'active', 'deactivating': 'ready',
+                 'cleaningup': 'unloaded', 'shuttingdown': 'unloaded',
+                 'errorprocessing': 'unloaded', 'finalized': 'unloaded'}
 
 
 class OpenVlaPolicyNode(LifecycleNode):
@@ -66,12 +73,16 @@ class OpenVlaPolicyNode(LifecycleNode):
         self._policy_factory = policy_factory or self._make_policy
         self._values = {p.name: self.get_parameter(p.name).value for p in parameters.TABLE}
         self._conditioning = parameters.conditioning_from(self._values)
-        self._phase = 'unloaded'            # unloaded | loading | ready | active | failed
+        # What the lifecycle state does not say: that the node is unconfigured because its last
+        # configure failed (diagnostics 'failed', exit code 1), not because none was tried.
         self._configure_failed = False
         self._exiting = False               # set by main() on SIGINT/SIGTERM
         self._engine: dict[str, Any] = {}   # what the configured engine reports
         self._throttle = diagnostics.Throttle(period_s=5.0)
-        self.loop = InferenceLoop(_Outputs(self), self._decode, clock=_RosClock(self),
+        outputs = OutputFunctions(action=self.publish_action, zero=self.publish_zero,
+                                  problem=self.log_problem, engine_dead=self.engine_died)
+        # Stamps on the node's ROS clock (simulated time in bag replay), timeouts monotonic.
+        self.loop = InferenceLoop(outputs, self._decode, clock=FunctionClock(now=self.ros_time_s),
                                   settings=parameters.loop_settings_from(self._values))
         try:
             self.loop.set_instruction(self._values['instruction'])
@@ -126,9 +137,9 @@ class OpenVlaPolicyNode(LifecycleNode):
         try:
             changed = self.loop.set_instruction(msg.data)
         except InstructionError as error:
-            self.loop.counters.add('bad_instructions')
-            self._problem('instruction', f'instruction rejected, keeping '
-                          f'{self.loop.instruction[0]!r}: {error}', 'error')
+            self.loop.count('bad_instructions')
+            self.problem('instruction', f'instruction rejected, keeping '
+                         f'{self.loop.instruction[0]!r}: {error}', 'error')
             return
         if changed:
             self.get_logger().info(f'instruction (topic): {self.loop.instruction[0]!r}')
@@ -145,7 +156,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             except InstructionError as error:
                 problem = str(error)
         if problem:
-            self.loop.counters.add('bad_parameters')
+            self.loop.count('bad_parameters')
             self.get_logger().warning(f'rejected parameter change: {problem}')
             return SetParametersResult(successful=False, reason=problem)
         self._values.update(values)
@@ -164,7 +175,7 @@ class OpenVlaPolicyNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the engine; fail the transition with a precise message if it cannot."""
         values = self._values
-        self._phase, self._engine = 'loading', {}
+        self._engine = {}
         try:
             preparation = parameters.preparation_from(values)
             engine = parameters.engine_from(values)
@@ -189,7 +200,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             return self._configure_failure(error)
         self._engine = _engine_report(report_of(policy), time.monotonic() - started)
         self.loop.set_policy(policy)
-        self._phase, self._configure_failed = 'ready', False
+        self._configure_failed = False
         info = self._engine
         if info['dtype_warning']:
             self.get_logger().warning(info['dtype_warning'])
@@ -206,16 +217,19 @@ class OpenVlaPolicyNode(LifecycleNode):
             # main() ended the engine's processes under a loading configure: not a failure.
             self.get_logger().info('configure interrupted: the process is exiting')
             return TransitionCallbackReturn.FAILURE
-        self._phase, self._configure_failed = 'failed', True
-        self.loop.last_error = f'configure failed: {type(error).__name__}: {error}'
-        self.get_logger().error(self.loop.last_error + configure_hint(error))
+        self._configure_failed = True
+        message = f'configure failed: {type(error).__name__}: '
+        if isinstance(error, OpenVlaError):
+            message += error.what + (f' -> {error.fix}' if error.fix else '')
+        else:
+            message += str(error)
+        self.problem('configure', message, 'error')
         return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Arm the outputs and start the inference loop."""
         result = super().on_activate(state)
         self.loop.start()
-        self._phase = 'active'
         self._actions.activate()
         self.get_logger().info('active: publishing actions')
         return result
@@ -280,14 +294,10 @@ class OpenVlaPolicyNode(LifecycleNode):
     def _stop_loop(self, reason: str, join: bool = True) -> None:
         timeout = float(self._values['inference_timeout']) + 5.0 if join else None
         self.loop.stop(reason, join_timeout=timeout)
-        if self._phase == 'active':
-            self._phase = 'ready'
 
     def _release(self, fast: bool = False) -> None:
         policy = self.loop.release()
         self._engine = {}
-        if self._phase != 'failed':
-            self._phase = 'unloaded'
         if policy is None:
             return
         started = time.monotonic()
@@ -297,8 +307,8 @@ class OpenVlaPolicyNode(LifecycleNode):
         except Exception as error:  # noqa: B902 - cleanup must not fail the transition
             self.get_logger().warning(f'engine shutdown raised {error!r}')
 
-    def _engine_died(self, message: str) -> None:
-        self._problem('engine', message, 'error')
+    def engine_died(self, message: str) -> None:
+        """Deactivate on the executor's thread: the loop reports the engine gone (its output)."""
         # Leave the active state on our own: an inactive node cannot command the robot. The
         # loop already sent the zero twist and stopped acting; the transition follows in the
         # executor (see _deactivate_dead_engine).
@@ -313,11 +323,16 @@ class OpenVlaPolicyNode(LifecycleNode):
 
     # ------------------------------------------------------------------ outputs
 
-    def _publish_action(self, prediction: Any, frame: Frame) -> bool:
+    def ros_time_s(self) -> float:
+        """Return the node's ROS clock in seconds (the loop's stamp clock)."""
+        return self.get_clock().now().nanoseconds / NS_PER_S
+
+    def publish_action(self, prediction: Any, frame: Frame) -> bool:
+        """Publish one action (the loop's output); return False when it is unusable."""
         try:
             command = self._conditioning.apply(prediction.action)
         except ValueError as error:
-            self._problem('engine', f'unusable action: {error}', 'error')
+            self.problem('engine', f'unusable action: {error}', 'error')
             return False
         if self._values['stamp_source'] == 'now':
             stamp = self.get_clock().now().to_msg()
@@ -342,15 +357,23 @@ class OpenVlaPolicyNode(LifecycleNode):
         if not math.isnan(command.gripper):
             self._gripper_pub.publish(Float64(data=float(command.gripper)))
 
-    def _publish_zero(self, reason: str) -> None:
-        """Publish one zero twist (the gripper is left where it is)."""
+    def publish_zero(self, reason: str) -> None:
+        """Publish one zero twist (the gripper is left where it is); the loop's output."""
         self._motion.stop()   # a stream drops its step and goes on with zeros
         if self._twist_pub.is_activated:
             self._publish_command(Command.zero(), self.get_clock().now().to_msg())
             self.get_logger().info(f'zero twist published ({reason})')
 
+    def problem(self, key: str, message: str, level: str) -> None:
+        """Report a problem: the loop records it (diagnostics' last_error), then it is logged."""
+        self.loop.report_problem(key, message, level)
+
     def _problem(self, key: str, message: str, level: str) -> None:
-        self.loop.last_error = message
+        # Kept for the callers that use this name (node/execution.py, the action server).
+        self.problem(key, message, level)
+
+    def log_problem(self, key: str, message: str, level: str) -> None:
+        """Log a problem, throttled per ``key`` (the loop's output; it recorded it already)."""
         allowed, held = self._throttle.allow(key)
         if not allowed:
             return
@@ -372,9 +395,8 @@ class OpenVlaPolicyNode(LifecycleNode):
         """Return the node's figures as numbers and words (diagnostics formats them)."""
         loop = self.loop.status()
         state = self.loop.state
-        phase = 'dead' if state is LoopState.DEAD else self._phase
         values: dict[str, Any] = {
-            'engine_state': phase, 'engine_health': _HEALTH[state],
+            'engine_state': self.engine_state(state), 'engine_health': _HEALTH[state],
             'engine_startup_s': self._engine.get('startup_s', float('nan')),
             'engine_dtype': self._engine.get('dtype', ''),
             'engine_dtype_reason': self._engine.get('dtype_reason', ''),
@@ -387,6 +409,19 @@ class OpenVlaPolicyNode(LifecycleNode):
         values.update(self._actions.status())
         return values
 
+    def engine_state(self, loop_state: LoopState | None = None) -> str:
+        """Return unloaded, loading, ready, active, failed or dead (diagnostics' engine_state).
+
+        The lifecycle state says it, except for a dead engine (the loop knows) and a failed
+        configure (unconfigured again, with ``configure_failed`` set).
+        """
+        if (loop_state or self.loop.state) is LoopState.DEAD:
+            return 'dead'
+        label = self._state_machine.current_state[1]
+        if label in ('unconfigured', 'finalized') and self._configure_failed:
+            return 'failed'
+        return _ENGINE_STATE.get(label, 'unloaded')
+
     def diagnostics_status(self) -> diagnostics.DiagnosticStatus:
         """Return the node's current health as one DiagnosticStatus named after the node."""
         return diagnostics.to_status(f'{self.get_fully_qualified_name()}: OpenVLA policy',
@@ -395,38 +430,6 @@ class OpenVlaPolicyNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         self._diag_pub.publish(diagnostics.to_array(self.get_clock().now().to_msg(),
                                                     [self.diagnostics_status()]))
-
-
-class _Outputs:
-    """The loop's outputs, published by the node."""
-
-    def __init__(self, node: OpenVlaPolicyNode) -> None:
-        self._node = node
-
-    def action(self, prediction: Any, frame: Frame) -> bool:
-        return self._node._publish_action(prediction, frame)
-
-    def zero(self, reason: str) -> None:
-        self._node._publish_zero(reason)
-
-    def problem(self, key: str, message: str, level: str) -> None:
-        self._node._problem(key, message, level)
-
-    def engine_dead(self, message: str) -> None:
-        self._node._engine_died(message)
-
-
-class _RosClock:
-    """The loop's clocks: the node's ROS clock (simulated time in bag replay) for stamps."""
-
-    def __init__(self, node: OpenVlaPolicyNode) -> None:
-        self._node = node
-
-    def now(self) -> float:
-        return self._node.get_clock().now().nanoseconds / NS_PER_S
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 def _engine_report(report: EngineReport, startup_s: float) -> dict[str, Any]:
@@ -442,36 +445,6 @@ def _engine_report(report: EngineReport, startup_s: float) -> dict[str, Any]:
             'statistics_source': report.statistics_source,
             'statistics_hash': report.statistics_hash,
             'image_preprocessing': report.image_preprocessing}
-
-
-#: (phrase in the error, the fix) for configure failures, first match wins.
-_HINTS = (
-    ('unnorm_key', 'set the unnorm_key parameter to one of the listed keys'),
-    ('statistics_file', 'set the statistics_file parameter to a readable JSON file in '
-                        "dataset_statistics.json layout, or to '' to use the checkpoint's "
-                        'statistics'),
-    ('center_crop_scale', 'set the center_crop_scale parameter to an area fraction in (0, 1], '
-                          f'e.g. {DEFAULT_CROP_SCALE}'),
-    ('center_crop', 'set the center_crop parameter to true or false'),
-    ('image_preprocessing', "set the image_preprocessing parameter to 'processor' or "
-                            "'training'"),
-    ('preprocessing mode', "set the image_preprocessing parameter to 'processor' or "
-                           "'training'"),
-    ('does not exist', 'set the model parameter to a checkpoint directory or hub id'),
-    ('memory', 'lower engine.gpu_memory_utilization / engine.max_model_len, or free '
-               'accelerator memory'),
-)
-
-
-def configure_hint(error: BaseException) -> str:
-    """Return " -> <the fix>" for a configure failure, or '' when no fix is known."""
-    text = str(error).lower()
-    for phrase, fix in _HINTS:
-        if phrase in text:
-            return f' -> {fix}'
-    if isinstance(error, FileNotFoundError):
-        return ' -> set the model parameter to a checkpoint directory or hub id'
-    return ''
 
 
 def _spin(executor: Any, stop: threading.Event) -> None:

@@ -170,9 +170,9 @@ def check_cache() -> Check:
 def diagnose(machine: Any = None) -> tuple[list[Check], dict[str, Any]]:
     """Run every check; return the lines and the facts (dtype, expected latency)."""
     from openvla_ros.core.hardware import detect_machine, expected_action_time
-    from openvla_ros.core.processes import engine_output_to, ENGINE_LOG_ENV
+    from openvla_ros.core.processes import engine_log, engine_output_to
     if machine is None:
-        with engine_output_to(os.environ.get(ENGINE_LOG_ENV)):   # vLLM prints on import
+        with engine_output_to(engine_log()):   # vLLM prints on import
             machine = detect_machine()
     checks = [check_cpu(machine), check_gpu()]
     dtype_check, dtype = check_dtype(machine)

@@ -299,9 +299,9 @@ def serve(model: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
             f'use the model. Set {api_key_env} (clients send it as a bearer token), bind '
             '127.0.0.1, or pass --insecure-no-api-key on a network you trust')
     tls = _check_tls(ssl_certfile, ssl_keyfile)
-    log = os.environ.get('OPENVLA_ROS_ENGINE_LOG') or None
     from openvla_ros.core.hardware import detect_machine, resolve_dtype
-    from openvla_ros.core.processes import engine_output_to
+    from openvla_ros.core.processes import engine_log, engine_output_to
+    log = engine_log()
     with engine_output_to(log):
         machine = detect_machine()  # imports vLLM's platform detection, which prints
     choice = resolve_dtype(dtype, machine)

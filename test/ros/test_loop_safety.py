@@ -112,14 +112,14 @@ def test_memory_error_decoding_zero_error_diagnostics_then_the_next_frame_acts(g
 def test_output_callback_error_zero_fault_until_deactivate_and_activate(graph):
     h, node = graph.harness, graph.node
     act_once(h)
-    publish = node._publish_action
+    publish = node.loop.outputs.action
     broken = {'on': True}
 
     def failing(prediction, frame):
         if broken['on']:
             raise ValueError('float() argument must be a string or a real number')
         return publish(prediction, frame)
-    node._publish_action = failing
+    node.loop.outputs.action = failing   # the loop holds the node's method: replace it there
     h.clear()
     h.publish_image(2)
     assert wait_until(lambda: h.diagnostics_values()['engine_health'] == 'fault')

@@ -297,7 +297,7 @@ def fake_engine(monkeypatch):
 
     class FakeVllmPolicy(FakePolicy):
         def __init__(self, model, unnorm_key, *, engine=None, llm=None, preparation=None,
-                     statistics_file=None):
+                     statistics_file=None, engine_log=None):
             """Record what the command built the engine with."""
             super().__init__()
             self.model, self.unnorm_key = model, unnorm_key
