@@ -10,7 +10,7 @@ OpenAI-compatible server instead; ``core/policy.py`` picks one).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, Field, field, fields
 import os
 from pathlib import Path
 import threading
@@ -135,7 +135,7 @@ class EngineConfig:
                                      'certificate', parameter='engine.ca_file')
 
     @classmethod
-    def options(cls) -> tuple:
+    def options(cls) -> tuple[Field[Any], ...]:
         """Return the dataclass fields: name, type, default and ``metadata['help']``."""
         return fields(cls)
 
@@ -198,7 +198,7 @@ class Prediction:
     token_ids: list[int]
     timings: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready view (the ``predict`` command's output)."""
         return {
             'action': [float(v) for v in self.action],
@@ -278,8 +278,8 @@ class VllmPolicy:
                  engine: EngineConfig | None = None,
                  llm: Any = None,
                  preparation: ImagePreparation | None = None,
-                 statistics_file: str | os.PathLike | None = None,
-                 engine_log: str | os.PathLike | None = None):
+                 statistics_file: str | os.PathLike[str] | None = None,
+                 engine_log: str | os.PathLike[str] | None = None):
         """Load the checkpoint (this takes long: seconds on a GPU, a minute or more on a CPU).
 
         ``engine`` holds the vLLM options (:class:`EngineConfig`; ``max_num_seqs`` is always 1).
@@ -295,7 +295,7 @@ class VllmPolicy:
         self.engine_log = str(engine_log) if engine_log else process_engine_log()
         self._lock = threading.Lock()
         self.llm: Any = None   # the engine, once built (None again once closed)
-        self._engine_processes: list = []
+        self._engine_processes: list[Any] = []
         if preparation is None:
             preparation = ImagePreparation()
         if not isinstance(preparation, ImagePreparation):
@@ -304,8 +304,8 @@ class VllmPolicy:
         self.statistics_file = str(statistics_file) if statistics_file else None
         # Unnormalization needs only the config; read it before the engine so a bad key or a
         # bad statistics file fails in milliseconds, not after the engine's long start-up.
-        self.model, self.is_local, self.decoder = early_decoder(model, unnorm_key,
-                                                                self.statistics_file)
+        self.model, self.is_local, decoder = early_decoder(model, unnorm_key,
+                                                           self.statistics_file)
         options = engine.llm_options()
         # Importing vLLM (for its platform) already prints; keep that in the engine log too.
         with engine_output_to(None if llm is not None else self.engine_log):
@@ -331,12 +331,13 @@ class VllmPolicy:
                                   {q.pid for q in before}] if llm is None else []
         self.startup_s = time.perf_counter() - started
         self.tokenizer = self.llm.get_tokenizer()
-        if self.decoder is None:
+        if decoder is None:
             try:
-                self.decoder = self._hub_decoder(unnorm_key)
+                decoder = self._hub_decoder(unnorm_key)
             except ValueError:
                 self.close()  # a bad key must not leave an engine holding the accelerator
                 raise
+        self.decoder = decoder
         self._sampling = self._sampling_params()
 
     def _hub_decoder(self, unnorm_key: str | None) -> ActionDecoder:
@@ -348,7 +349,7 @@ class VllmPolicy:
             return ActionDecoder.from_model_config(self._hub_config(), unnorm_key,
                                                    self.statistics_file)
 
-    def _build_engine(self, options: dict) -> Any:
+    def _build_engine(self, options: dict[str, Any]) -> Any:
         from openvla_ros.core.cpu_knobs import engine_environment, environment
         with engine_output_to(self.engine_log):
             from vllm import LLM
@@ -388,7 +389,7 @@ class VllmPolicy:
             enforce_eager=bool(self.engine_options.get('enforce_eager', False)),
             engine_options=dict(self.engine_options), cpu_settings=dict(self.cpu_settings))
 
-    def _hub_config(self) -> dict:
+    def _hub_config(self) -> dict[str, Any]:
         """Return the config of a hub checkpoint, as vLLM resolved it (no second download)."""
         hf_config = self.llm.llm_engine.model_config.hf_config
         return load_model_config(hf_config.to_dict())

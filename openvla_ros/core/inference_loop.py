@@ -250,7 +250,7 @@ class _Request:
     frame: Frame
     age_s: float
     started: float               # monotonic
-    future: concurrent.futures.Future
+    future: concurrent.futures.Future[Any]
     timed_out: bool = False
 
 
@@ -287,7 +287,7 @@ class InferenceLoop:
         self.slot = FrameSlot(self._wake)
         #: The last actions with their timing: image stamp, frame age when the request started,
         #: engine time, cycle time (between published actions), busy time (take to publish).
-        self.trace: deque[dict] = deque(maxlen=trace_length)
+        self.trace: deque[dict[str, Any]] = deque(maxlen=trace_length)
         self._state = LoopState.STOPPED
         self._state_lock = threading.Lock()
         self._publish_lock = threading.Lock()   # orders the last action before the final zero

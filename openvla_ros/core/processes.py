@@ -28,7 +28,7 @@ ENGINE_LOG_ENV = 'OPENVLA_ROS_ENGINE_LOG'
 _engine_log: str | None = None
 
 
-def use_engine_log(path: str | os.PathLike | None) -> None:
+def use_engine_log(path: str | os.PathLike[str] | None) -> None:
     """Send the output of every engine this process starts to ``path`` (None: the terminal).
 
     The CLI calls it once, before the command runs, unless ``--verbose``: everything the

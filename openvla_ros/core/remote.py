@@ -124,7 +124,7 @@ class RemoteRequestError(RemoteError, ValueError):
     engine_dead = False
 
 
-def config_fingerprint(config_path: str | os.PathLike) -> str:
+def config_fingerprint(config_path: str | os.PathLike[str]) -> str:
     """Return 16 hex digits of the SHA-256 of ``config.json``'s canonical JSON.
 
     Canonical (sorted keys, no white space) so that a copy of the file re-indented on the
@@ -155,7 +155,7 @@ class LocalTokenizer:
     the same ids. Callable like a Hugging Face tokenizer for :func:`prompt_token_ids`.
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike[str]):
         """Load ``tokenizer.json`` (and the BOS token from ``tokenizer_config.json``)."""
         directory = Path(directory)
         path = directory / 'tokenizer.json'
@@ -297,17 +297,17 @@ def _server_seconds(metrics: Any) -> dict[str, float]:
         # JSON integers are unbounded: 10**400 would overflow math.isfinite.
         return (isinstance(value, (int, float)) and not isinstance(value, bool)
                 and -1e12 < value < 1e12)
-    parts = {name: metrics.get(name) for name in
-             ('queue_time_ms', 'time_to_first_token_ms', 'generation_time_ms')}
+    parts: list[Any] = [metrics.get(name) for name in
+                        ('queue_time_ms', 'time_to_first_token_ms', 'generation_time_ms')]
     found: dict[str, float] = {}
-    if all(finite(v) for v in parts.values()):
-        found['server_s'] = sum(parts.values()) / 1000.0
-    ttft = metrics.get('time_to_first_token_ms')
+    if all(finite(v) for v in parts):
+        found['server_s'] = sum(float(v) for v in parts) / 1000.0
+    ttft: Any = metrics.get('time_to_first_token_ms')
     if finite(ttft):
-        found['ttft_s'] = ttft / 1000.0
-    itl = metrics.get('mean_itl_ms')
+        found['ttft_s'] = float(ttft) / 1000.0
+    itl: Any = metrics.get('mean_itl_ms')
     if finite(itl):
-        found['tpot_s'] = itl / 1000.0
+        found['tpot_s'] = float(itl) / 1000.0
     return found
 
 
@@ -606,7 +606,7 @@ class RemotePolicy:
                  api_key_env: str = DEFAULT_API_KEY_ENV, image_format: str = 'png',
                  jpeg_quality: int = 90, timeout_s: float = 30.0,
                  preparation: ImagePreparation | None = None,
-                 statistics_file: str | os.PathLike | None = None,
+                 statistics_file: str | os.PathLike[str] | None = None,
                  ca_file: str | None = None, allow_insecure_http: bool = False):
         """Read the checkpoint's small files here and check the server at ``url``.
 
@@ -747,14 +747,15 @@ class RemotePolicy:
         else:
             # A server not started by openvla-ros serve: compare names (a hub id, or the last
             # path part of a checkpoint directory). The tokenizer and template checks follow.
-            chosen = next((i for i in names if _same_name(self.model, i, roots.get(i, ''))),
-                          None)
-            if chosen is None:
+            named = next((i for i in names if _same_name(self.model, i, roots.get(i, ''))),
+                         None)
+            if named is None:
                 raise RemoteMismatchError(
                     f'{self.url} serves {", ".join(repr(n) for n in names)} (root '
                     f'{roots.get(names[0], "")!r}), not {self.model!r}: start the server on this '
                     'checkpoint with `openvla-ros serve --model ...`, or pass the model the '
                     'server serves')
+            chosen = named
             self.identity = 'model name'
         self.served_model = chosen
         self.server_root = printable(roots.get(chosen, ''), _ERROR_BODY_CHARS)
@@ -763,7 +764,7 @@ class RemotePolicy:
         if isinstance(length, int) and length > 0:
             self.max_model_len = length
 
-    def _tokenize(self, payload: dict) -> list[int] | None:
+    def _tokenize(self, payload: dict[str, Any]) -> list[int] | None:
         """Return the server's ``/tokenize`` ids, or None when it has no such endpoint."""
         try:
             reply, _ = self._call('POST', '/tokenize', {'model': self.served_model, **payload})

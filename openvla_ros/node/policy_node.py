@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -98,7 +99,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         self.loop.pacing = self._motion.next_request_at   # streaming: requests end at step ends
         # Absolute: the diagnostic aggregator and rqt_robot_monitor read /diagnostics whatever
         # namespace a node runs in. Published in every state ("engine loading" is news too).
-        self._diag_pub = self.create_publisher(diagnostics.DiagnosticArray, '/diagnostics', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         group = MutuallyExclusiveCallbackGroup()
         if self._values['use_compressed']:
             self.create_subscription(CompressedImage, 'image/compressed', self._on_image,
@@ -145,7 +146,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             self.get_logger().info(f'instruction (topic): {self.loop.instruction[0]!r}')
         self._actions.instruction_changed('topic')   # the latest instruction wins over a goal
 
-    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+    def _on_set_parameters(self, changes: list[Parameter[Any]]) -> SetParametersResult:
         """Validate run-time changes; take or refuse the whole set."""
         values = {p.name: p.value for p in changes}
         problem = parameters.check_change(self._values, values)
@@ -422,7 +423,7 @@ class OpenVlaPolicyNode(LifecycleNode):
             return 'failed'
         return _ENGINE_STATE.get(label, 'unloaded')
 
-    def diagnostics_status(self) -> diagnostics.DiagnosticStatus:
+    def diagnostics_status(self) -> DiagnosticStatus:
         """Return the node's current health as one DiagnosticStatus named after the node."""
         return diagnostics.to_status(f'{self.get_fully_qualified_name()}: OpenVLA policy',
                                      str(self._values['model']), self.status())
