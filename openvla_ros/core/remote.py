@@ -181,6 +181,10 @@ class LocalTokenizer:
         """Tokenize like a Hugging Face tokenizer: ``{'input_ids': [...]}``, BOS included."""
         return {'input_ids': self.encode(text)}
 
+    def decode(self, ids: list[int]) -> str:
+        """Return the text of token ``ids`` (special tokens dropped)."""
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
 
 def _special_token(directory: Path, name: str) -> str | None:
     for file_name in ('tokenizer_config.json', 'special_tokens_map.json'):

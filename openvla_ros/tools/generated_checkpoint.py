@@ -133,6 +133,19 @@ def build_tokenizer() -> Any:
     return tokenizer
 
 
+def write_tokenizer_files(directory: Path | str) -> Path:
+    """Write the test tokenizer's ``tokenizer.json`` and BOS setting, without transformers.
+
+    What :class:`openvla_ros.core.remote.LocalTokenizer` reads; for tests that need the
+    tokenizer but not the engine (transformers' classes import torch).
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    build_tokenizer().save(str(folder / 'tokenizer.json'))
+    (folder / 'tokenizer_config.json').write_text(json.dumps({'bos_token': '<s>'}))
+    return folder
+
+
 def _save_tokenizer(directory: Path) -> None:
     from transformers import PreTrainedTokenizerFast
     fast = PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>',

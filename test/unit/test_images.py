@@ -323,17 +323,3 @@ def test_rgb_to_pil() -> None:
     pil = images.rgb_to_pil(RGB[:, ::-1])
     assert pil.mode == 'RGB' and pil.size == (WIDTH, HEIGHT)
     np.testing.assert_array_equal(np.asarray(pil), RGB[:, ::-1])
-
-
-def test_cv_bridge_matches_builtin() -> None:
-    """Give the same pixels through cv_bridge as through the built-in converter."""
-    if not images.cv_bridge_available():
-        pytest.skip('cv_bridge (ROS 2) not installed')
-    for encoding in ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', '8UC3'):
-        packer, bpp, expected = CASES[encoding]
-        msg = raw(encoding, pack(packer, bpp, pad=5), bpp, pad=5)
-        images.use_cv_bridge(True)
-        bridged = images.image_to_rgb(msg)
-        images.use_cv_bridge(False)
-        np.testing.assert_array_equal(bridged, expected)
-        np.testing.assert_array_equal(images.image_to_rgb(msg), expected)

@@ -6,7 +6,8 @@ import pytest
 
 from openvla_ros.core.prompt import (build_prompt, InstructionError, prompt_token_ids,
                                      SPACE_TOKEN_ID)
-from openvla_ros.tools.generated_checkpoint import build_tokenizer
+from openvla_ros.core.remote import LocalTokenizer
+from openvla_ros.tools.generated_checkpoint import write_tokenizer_files
 
 
 class FakeLlamaTokenizer:
@@ -27,12 +28,9 @@ class FakeLlamaTokenizer:
 
 
 @pytest.fixture(scope='module')
-def tokenizer():
-    # transformers needs torch here; skipped in the run that proves test/unit needs no engine.
-    transformers = pytest.importorskip('transformers', exc_type=ImportError)
-    PreTrainedTokenizerFast = transformers.PreTrainedTokenizerFast
-    return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>',
-                                   eos_token='</s>', unk_token='<unk>')
+def tokenizer(tmp_path_factory):
+    # The generated checkpoint's tokenizer, read with the torch-free ``tokenizers`` library.
+    return LocalTokenizer(write_tokenizer_files(tmp_path_factory.mktemp('tokenizer')))
 
 
 def test_prompt_text_is_lower_cased():

@@ -327,17 +327,6 @@ def test_instruction_errors_like_the_in_process_policy(test_model, fake):
     assert not [r for r in fake.requests if r[0] == '/v1/chat/completions']
 
 
-def test_local_tokenizer_matches_transformers(test_model):
-    """The torch-free tokenizer gives the ids the in-process engine's tokenizer gives."""
-    AutoTokenizer = pytest.importorskip('transformers', exc_type=ImportError).AutoTokenizer
-    from openvla_ros.core.prompt import prompt_token_ids
-    reference = AutoTokenizer.from_pretrained(str(test_model))
-    local = remote.LocalTokenizer(test_model)
-    for instruction in ('put the spoon on the towel', 'Pick up the RED block!',
-                        'move 3 cm left, then stop', 'ouvrez le tiroir à gauche', 'x'):
-        assert prompt_token_ids(local, instruction) == prompt_token_ids(reference, instruction)
-
-
 def test_api_key_is_sent_and_never_shown(test_model, monkeypatch):
     server = FakeServer(test_model, key=SECRET)
     try:

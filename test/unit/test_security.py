@@ -6,22 +6,8 @@ import json
 
 import pytest
 
-from openvla_ros.core.engine import (EngineConfig, ModelNotFoundError, resolve_model,
-                                     VllmPolicy)
-from openvla_ros.core.policy import ReportingPolicy
+from openvla_ros.core.engine import EngineConfig, ModelNotFoundError, resolve_model
 from openvla_ros.tools.generated_checkpoint import model_config
-
-
-class FakeLLM:
-    """Stands in for vllm.LLM to inspect what the policy would hand the engine."""
-
-    def get_tokenizer(self):
-        # transformers needs torch: skipped where the engine is not installed.
-        transformers = pytest.importorskip('transformers', exc_type=ImportError)
-        PreTrainedTokenizerFast = transformers.PreTrainedTokenizerFast
-
-        from openvla_ros.tools.generated_checkpoint import build_tokenizer
-        return PreTrainedTokenizerFast(tokenizer_object=build_tokenizer(), bos_token='<s>')
 
 
 @pytest.fixture
@@ -30,15 +16,12 @@ def checkpoint(tmp_path):
     return tmp_path
 
 
-def test_trust_remote_code_is_off_unless_asked(checkpoint):
-    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM())
-    assert isinstance(policy, ReportingPolicy)   # the node's and the tools' contract
-    assert policy.engine_options['trust_remote_code'] is False
-    assert policy.engine_options['max_num_seqs'] == 1
-    policy = VllmPolicy(str(checkpoint), 'bridge_orig', llm=FakeLLM(),
-                        engine=EngineConfig(trust_remote_code=True))
-    assert policy.engine_options['trust_remote_code'] is True   # only when asked
-    assert policy.engine_options['max_num_seqs'] == 1           # never batched
+def test_engine_options_trust_remote_code_only_when_asked():
+    # What VllmPolicy hands vLLM (the engine tier checks the policy passes these on).
+    assert EngineConfig().llm_options()['trust_remote_code'] is False
+    assert EngineConfig().llm_options()['max_num_seqs'] == 1
+    options = EngineConfig(trust_remote_code=True).llm_options()
+    assert options['trust_remote_code'] is True and options['max_num_seqs'] == 1
 
 
 @pytest.mark.parametrize('model, phrase', [
