@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the engine, predict once, print the JSON object."""
-    from openvla_ros.core.policy import make_policy
+    from openvla_ros.core.factory import make_policy
     from openvla_ros.core.prompt import clean_instruction
     image = load_image_file(args.image, pixel_limit_from_args(args))
     # Everything a user can get wrong is checked before the engine's long start-up.

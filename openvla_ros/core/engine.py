@@ -17,15 +17,12 @@ import threading
 import time
 from typing import Any, Sequence
 
-import numpy as np
-
 from openvla_ros.core.checkpoints import is_local_checkpoint
-from openvla_ros.core.decoding import (ACTION_DIM, ACTION_NAMES, ActionDecoder,
-                                       load_model_config)
+from openvla_ros.core.decoding import ACTION_DIM, ActionDecoder, load_model_config
 from openvla_ros.core.errors import EngineMemoryError, OpenVlaError, ParameterError
 from openvla_ros.core.hardware import (detect_machine, DTYPE_CHOICES, DtypeChoice,
                                        normalize_dtype, resolve_dtype)
-from openvla_ros.core.policy import EngineReport, IN_PROCESS
+from openvla_ros.core.policy import EngineReport, IN_PROCESS, Prediction
 from openvla_ros.core.preprocessing import ImagePreparation, prepare
 from openvla_ros.core.processes import child_processes, engine_output_to, terminate
 from openvla_ros.core.processes import engine_log as process_engine_log
@@ -188,24 +185,6 @@ class ModelNotFoundError(OpenVlaError, FileNotFoundError):
     def __init__(self, what: str, fix: str) -> None:
         """Name the model as the parameter at fault."""
         super().__init__(what, fix, parameter='model')
-
-
-@dataclass
-class Prediction:
-    """One action with its provenance: the generated token ids and where the time went."""
-
-    action: np.ndarray
-    token_ids: list[int]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready view (the ``predict`` command's output)."""
-        return {
-            'action': [float(v) for v in self.action],
-            'names': list(ACTION_NAMES),
-            'token_ids': [int(t) for t in self.token_ids],
-            'timings': {k: float(v) for k, v in self.timings.items()},
-        }
 
 
 def resolve_model(model: str) -> tuple[str, bool]:

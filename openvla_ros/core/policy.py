@@ -10,24 +10,41 @@ for any policy, built from the decoder and preparation alone for a stand-in that
 synthetic engine, a test double), so no caller probes a policy for optional attributes.
 
 Two implementations: :class:`~openvla_ros.core.engine.VllmPolicy` (vLLM in this process) and
-:class:`~openvla_ros.core.remote.RemotePolicy` (vLLM's OpenAI-compatible server elsewhere).
-Each is imported only when chosen: a robot with a remote engine never imports vLLM or torch.
-This module imports neither (the engines import it for :class:`EngineReport`).
+:class:`~openvla_ros.core.remote.RemotePolicy` (vLLM's OpenAI-compatible server elsewhere);
+both import this contract, and :func:`openvla_ros.core.factory.make_policy` chooses one. This
+module imports neither (nor vLLM, nor torch).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-import os
-from typing import Any, Mapping, Protocol, runtime_checkable, Sequence, TYPE_CHECKING
+from typing import Any, Mapping, Protocol, runtime_checkable, Sequence
 import urllib.parse
 
-from openvla_ros.core.decoding import ActionDecoder
+import numpy as np
+
+from openvla_ros.core.decoding import ACTION_NAMES, ActionDecoder
 from openvla_ros.core.preprocessing import ImagePreparation
 
-if TYPE_CHECKING:   # engine.py imports this module: a run-time import would be circular
-    from openvla_ros.core.engine import EngineConfig, Prediction
+
+@dataclass
+class Prediction:
+    """One action with its provenance: the generated token ids and where the time went."""
+
+    action: np.ndarray
+    token_ids: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready view (the ``predict`` command's output)."""
+        return {
+            'action': [float(v) for v in self.action],
+            'names': list(ACTION_NAMES),
+            'token_ids': [int(t) for t in self.token_ids],
+            'timings': {k: float(v) for k, v in self.timings.items()},
+        }
+
 
 #: ``EngineReport.engine`` of each kind of engine.
 IN_PROCESS = 'in-process'
@@ -199,29 +216,3 @@ def report_of(policy: Policy) -> EngineReport:
     if isinstance(policy, ReportingPolicy):
         return policy.engine_report()
     return EngineReport.describing(policy.decoder, policy.preparation, model='')
-
-
-def make_policy(model: str, unnorm_key: str | None, *, engine: EngineConfig | None = None,
-                preparation: ImagePreparation | None = None,
-                statistics_file: str | os.PathLike[str] | None = None,
-                timeout_s: float = 30.0,
-                engine_log: str | os.PathLike[str] | None = None) -> ReportingPolicy:
-    """Return the policy ``engine`` asks for: in-process vLLM, or the remote server at its url.
-
-    ``timeout_s`` is a remote request's deadline (the node passes ``inference_timeout``);
-    ``engine_log`` the file an in-process engine prints to (see :class:`VllmPolicy`).
-    """
-    from openvla_ros.core.engine import EngineConfig
-    engine = engine or EngineConfig()
-    if engine.remote:
-        # Imported here: the remote client needs neither vLLM nor torch, and vice versa.
-        from openvla_ros.core.remote import RemotePolicy
-        return RemotePolicy(model, unnorm_key, url=engine.url.strip(),
-                            api_key_env=engine.api_key_env, image_format=engine.image_format,
-                            jpeg_quality=engine.jpeg_quality, timeout_s=timeout_s,
-                            preparation=preparation, statistics_file=statistics_file,
-                            ca_file=engine.ca_file.strip() or None,
-                            allow_insecure_http=engine.allow_insecure_http)
-    from openvla_ros.core.engine import VllmPolicy
-    return VllmPolicy(model, unnorm_key, engine=engine, preparation=preparation,
-                      statistics_file=statistics_file, engine_log=engine_log)

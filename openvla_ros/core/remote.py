@@ -34,10 +34,10 @@ import uuid
 
 from openvla_ros.core.decoding import ActionDecoder, resolve_hub_config
 from openvla_ros.core.engine import (check_image_format, check_jpeg_quality, DEFAULT_API_KEY_ENV,
-                                     IMAGE_FORMATS, Prediction, resolve_model)
+                                     IMAGE_FORMATS, resolve_model)
 from openvla_ros.core.errors import OpenVlaError
 from openvla_ros.core.images import encode_compressed
-from openvla_ros.core.policy import EngineReport, REMOTE, RemoteReport
+from openvla_ros.core.policy import EngineReport, Prediction, REMOTE, RemoteReport
 from openvla_ros.core.preprocessing import ImagePreparation, prepare, processor_resize
 from openvla_ros.core.prompt import (build_prompt, GENERATED_TOKENS, IMAGE_TOKENS,
                                      prompt_token_ids, SPACE_TOKEN_ID)

@@ -34,7 +34,8 @@ from std_msgs.msg import Float64, Float64MultiArray, MultiArrayDimension, String
 
 from openvla_ros.core.conditioning import Command
 from openvla_ros.core.decoding import ACTION_NAMES
-from openvla_ros.core.policy import EngineReport, make_policy, Policy, report_of
+from openvla_ros.core.factory import make_policy
+from openvla_ros.core.policy import EngineReport, Policy, report_of
 from openvla_ros.core.images import msg_to_pil
 from openvla_ros.core.errors import OpenVlaError
 from openvla_ros.core.inference_loop import (Frame, FunctionClock, InferenceLoop, LoopState,
@@ -66,7 +67,7 @@ class OpenVlaPolicyNode(LifecycleNode):
         """Declare parameters and interfaces; the engine loads in ``configure``.
 
         ``policy_factory(model, unnorm_key, *, engine, preparation, statistics_file)`` builds
-        the policy in ``configure`` (default: :func:`~openvla_ros.core.policy.make_policy`, the
+        the policy in ``configure`` (default: :func:`~openvla_ros.core.factory.make_policy`, the
         in-process vLLM engine, or the vLLM server at ``engine.url``); tests pass their own.
         """
         super().__init__(node_name, **kwargs)

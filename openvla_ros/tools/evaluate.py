@@ -202,7 +202,7 @@ def evaluate_model(bag: BagData, model: str, unnorm_key: str | None, out_dir: Pa
     from openvla_ros.core import engine as engine_module
     check_options(stride, limit, warmup)
     engine_module.early_decoder(model, unnorm_key, statistics_file)
-    from openvla_ros.core.policy import make_policy
+    from openvla_ros.core.factory import make_policy
     policy = make_policy(model, unnorm_key, engine=engine, preparation=preparation,
                          statistics_file=statistics_file)
     try:
