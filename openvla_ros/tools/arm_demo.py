@@ -132,18 +132,29 @@ class ArmRun:
         next action (for the last one: to the last twist seen), from the journal's exact poses.
         None where the action's motion was not seen.
         """
-        starts = self.motion_starts()
         out: list[np.ndarray | None] = []
+        for window in self.windows():
+            if window is None:
+                out.append(None)
+                continue
+            first, last = self.journal[window[0]], self.journal[window[1]]
+            rotation = quat_multiply(last.orientation, quat_conjugate(first.orientation))
+            out.append(np.concatenate([last.position - first.position,
+                                       quat_to_rotvec(rotation)]))
+        return out
+
+    def windows(self) -> list[tuple[int, int] | None]:
+        """Return, per action, the journal indices its motion runs between (None: not seen).
+
+        From the first twist carrying the action to the first twist of the next action seen
+        (for the last one: the last twist seen).
+        """
+        starts = self.motion_starts()
+        out: list[tuple[int, int] | None] = []
         for k, first in enumerate(starts):
             later = [i for i in starts[k + 1:] if i is not None]
             last = later[0] if later else len(self.journal) - 1
-            if first is None or last <= first:
-                out.append(None)
-                continue
-            p0, q0 = self.journal[first].position, self.journal[first].orientation
-            p1, q1 = self.journal[last].position, self.journal[last].orientation
-            out.append(np.concatenate([p1 - p0,
-                                       quat_to_rotvec(quat_multiply(q1, quat_conjugate(q0)))]))
+            out.append(None if first is None or last <= first else (first, last))
         return out
 
     def window_closed(self, index: int, control_period: float = 0.2) -> bool:
@@ -162,15 +173,12 @@ class ArmRun:
         The same twists as :meth:`executed`, integrated on the sender's stamps instead of the
         arm's receive clock: what the node's stream adds up to, apart from delivery delays.
         """
-        starts = self.motion_starts()
         out: list[np.ndarray | None] = []
-        for k, first in enumerate(starts):
-            later = [i for i in starts[k + 1:] if i is not None]
-            last = later[0] if later else len(self.journal) - 1
-            if first is None or last <= first:
+        for window in self.windows():
+            if window is None:
                 out.append(None)
                 continue
-            entries = self.journal[first:last + 1]
+            entries = self.journal[window[0]:window[1] + 1]
             out.append(sum((a.velocity[:3] * (b.sent - a.sent)
                             for a, b in zip(entries, entries[1:])), np.zeros(3)))
         return out

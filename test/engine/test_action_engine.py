@@ -13,22 +13,13 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
-try:
-    from openvla_ros_interfaces.action import ExecuteInstruction
-except ImportError:     # not built here: every test below skips, naming the fix
-    ExecuteInstruction = None
-# A mark, not a module-level skip: launch_testing's pytest plugin imports every module of the
-# directory while collecting, and a module-level skip there would skip the whole directory.
-NOT_BUILT = pytest.mark.skipif(
-    ExecuteInstruction is None,
-    reason='openvla_ros_interfaces is not built: run scripts/build_interfaces.sh')
 
 from action_msgs.msg import GoalStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
-from ros_harness import RosGraph  # noqa: E402
+from ros_harness import ExecuteInstruction, NOT_BUILT, RosGraph  # noqa: E402
 
 pytestmark = [pytest.mark.engine, NOT_BUILT]
 TASK = 'put the spoon on the towel'
