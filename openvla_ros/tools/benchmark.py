@@ -252,7 +252,6 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
     from geometry_msgs.msg import TwistStamped
     import rclpy
     from std_msgs.msg import Float64MultiArray, String
-    from tqdm import tqdm
 
     from openvla_ros.node.parameters import preparation_values
     from openvla_ros.node.qos import LATCHED
@@ -304,46 +303,11 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
                                f"{node.status()['last_error']}")
         if not runner.activate():
             raise RuntimeError('the policy node failed to activate')
-        deadline = time.monotonic() + 15.0
-        while not node.status()['instruction'] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        deadline = time.monotonic() + 15.0
-        while camera.publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-        # The camera: frames at a fixed rate, stamped with the wall time of publication.
-        period = 1.0 / camera_hz
+        _wait_ready(node, camera)
         count = int(round(seconds * camera_hz))
-        bar = tqdm(total=count, desc='benchmark node', unit='frame', file=sys.stderr,
-                   disable=not progress, leave=False)
-        start = time.monotonic()
-        for k in range(count):
-            delay = start + k * period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            stamp = time.time_ns()
-            msg, rgb = camera.message(100_000 + k, stamp)
-            with lock:
-                published[_image_key(rgb)] = stamp
-                stamps.add(stamp)
-            camera.send(msg)
-            bar.update()
-        camera_s = time.monotonic() - start
-        camera_end_ns = time.time_ns()
-        bar.close()
-        # Let the inference in flight (and the one on the last frame) finish: done when no
-        # call has run or started for a second.
-        deadline = time.monotonic() + 120.0
-        quiet: tuple[float, int] | None = None
-        while time.monotonic() < deadline:
-            busy, begun = recorder.activity()
-            if busy:
-                quiet = None
-            elif quiet is None or quiet[1] != begun:
-                quiet = (time.monotonic(), begun)
-            elif time.monotonic() - quiet[0] > 1.0:
-                break
-            time.sleep(0.05)
+        camera_s, camera_end_ns = _play_camera(camera, count, camera_hz, salt, lock, published,
+                                               stamps, progress)
+        _wait_quiet(recorder)
         diagnostics = _node_values(node)
         node.trigger_deactivate()
         node.trigger_cleanup()
@@ -352,6 +316,82 @@ def measure_node(policy: Policy, camera_hz: float = 30.0, seconds: float = 20.0,
     return _node_figures(recorder.calls, twists, actions, published, stamps, diagnostics,
                          camera_hz=camera_hz, seconds=seconds, frames=count, camera_s=camera_s,
                          camera_end_ns=camera_end_ns)
+
+
+def _wait_ready(node: Any, camera: Any, timeout_s: float = 15.0) -> None:
+    """Wait until the node has its instruction and hears the camera (each up to ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while not node.status()['instruction'] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    deadline = time.monotonic() + timeout_s
+    while camera.publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _play_camera(camera: Any, count: int, camera_hz: float, salt: int, lock: threading.Lock,
+                 published: dict[bytes, int], stamps: set[int], progress: bool
+                 ) -> tuple[float, int]:
+    """Publish ``count`` distinct frames at ``camera_hz``; return (seconds, wall ns at the end).
+
+    Each frame is stamped with the wall time of its publication, recorded in ``published`` and
+    ``stamps``.
+    """
+    from tqdm import tqdm
+
+    period = 1.0 / camera_hz
+    bar = tqdm(total=count, desc='benchmark node', unit='frame', file=sys.stderr,
+               disable=not progress, leave=False)
+    start = time.monotonic()
+    for k in range(count):
+        delay = start + k * period - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stamp = time.time_ns()
+        msg, rgb = camera.message(100_000 + k, stamp)
+        with lock:
+            published[_image_key(rgb)] = stamp
+            stamps.add(stamp)
+        camera.send(msg)
+        bar.update()
+    camera_s = time.monotonic() - start
+    camera_end_ns = time.time_ns()
+    bar.close()
+    return camera_s, camera_end_ns
+
+
+def _wait_quiet(recorder: '_RecordingPolicy', timeout_s: float = 120.0) -> None:
+    """Let the inference in flight (and the one on the last frame) finish.
+
+    Done when no call has run or started for a second.
+    """
+    deadline = time.monotonic() + timeout_s
+    quiet: tuple[float, int] | None = None
+    while time.monotonic() < deadline:
+        busy, begun = recorder.activity()
+        if busy:
+            quiet = None
+        elif quiet is None or quiet[1] != begun:
+            quiet = (time.monotonic(), begun)
+        elif time.monotonic() - quiet[0] > 1.0:
+            break
+        time.sleep(0.05)
+
+
+#: What each node figure means (written into the report beside the figures).
+NODE_DEFINITIONS = {
+    'samples': 'per action, seconds since the first camera frame: image stamp, '
+               'engine start, publication; engine time in ms',
+    'cycle_ms': 'interval between consecutive published actions (publisher timestamps)',
+    'engine_ms': 'policy.predict wall time inside the node (preprocessing + engine)',
+    'inverse_engine_latency_hz': '1 / mean engine time of the actions that close a '
+                                 'cycle (the ceiling of action_rate_hz)',
+    'overhead_ms': 'cycle time minus the engine time of the later action',
+    'image_age_at_engine_start_ms': 'predict() start (wall) minus the image header '
+                                    'stamp (wall time of publication), inferences '
+                                    'started while the camera ran',
+    'camera_to_command_ms': 'command receive time minus the image header stamp, '
+                            'same inferences',
+}
 
 
 def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
@@ -424,20 +464,7 @@ def _node_figures(calls: list[dict], twists: list[tuple[int, int, int]],
             'engine_errors', 'no_instruction', 'image_preprocessing', 'statistics_source',
             'statistics_hash')},
         'samples': samples,
-        'definitions': {
-            'samples': 'per action, seconds since the first camera frame: image stamp, '
-                       'engine start, publication; engine time in ms',
-            'cycle_ms': 'interval between consecutive published actions (publisher timestamps)',
-            'engine_ms': 'policy.predict wall time inside the node (preprocessing + engine)',
-            'inverse_engine_latency_hz': '1 / mean engine time of the actions that close a '
-                                         'cycle (the ceiling of action_rate_hz)',
-            'overhead_ms': 'cycle time minus the engine time of the later action',
-            'image_age_at_engine_start_ms': 'predict() start (wall) minus the image header '
-                                            'stamp (wall time of publication), inferences '
-                                            'started while the camera ran',
-            'camera_to_command_ms': 'command receive time minus the image header stamp, '
-                                    'same inferences',
-        },
+        'definitions': dict(NODE_DEFINITIONS),
     }
 
 
@@ -482,12 +509,9 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                     **report_provenance(given)}
     for mode in modes:
         entry: dict[str, Any] = {'mode': mode}
-        if mode == 'graph' and on_cpu:
-            results.append({**entry, 'status': 'skipped', 'reason': CPU_GRAPH_REASON})
-            continue
-        if given is not None and mode != _policy_mode(given):
-            results.append({**entry, 'status': 'skipped', 'reason':
-                            f'the given engine runs in {_policy_mode(given)} mode'})
+        skip = _mode_skip(mode, on_cpu, given)
+        if skip:
+            results.append({**entry, 'status': 'skipped', 'reason': skip})
             continue
         current: Policy
         if policy is None:
@@ -512,30 +536,26 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
                                         label=mode))
             entry['wall_time_s'] = time.perf_counter() - measure_started
             if mode == node_mode and node_skip is None:
-                node_skip = _rclpy_missing()
-                if node_skip is None:
-                    node_started = time.perf_counter()
-                    try:
-                        node = measure_node(current, camera_hz, node_seconds, instruction,
-                                            salt, progress)
-                    except Exception as error:  # noqa: B902 - keep the engine figures
-                        node_skip = f'failed: {type(error).__name__}: {error}'
-                    else:
-                        node['engine_mode'] = mode
-                        node['wall_time_s'] = time.perf_counter() - node_started
+                node, node_skip = _node_or_why_not(current, mode, camera_hz, node_seconds,
+                                                   instruction, salt, progress)
         finally:
             if policy is None:   # built here: closed here; a given engine stays open
                 current.close()
         results.append(entry)
     if node is None and node_skip is None:
         node_skip = 'no engine mode was measured'
-    report = {
-        **identity,
-        'images': images,
-        'warmup': warmup,
-        'instruction': instruction,
-        'modes': results,
-        'node': node if node is not None else {'status': 'skipped', 'reason': node_skip},
+    report = {**identity, 'images': images, 'warmup': warmup, 'instruction': instruction,
+              'modes': results,
+              'node': node if node is not None else {'status': 'skipped', 'reason': node_skip},
+              **_context(settings, started_at), 'wall_time_s': time.perf_counter() - started}
+    if out is not None:
+        write_json(out, report)
+    return report
+
+
+def _context(settings: Any, started_at: datetime) -> dict[str, Any]:
+    """Return what a report says about where it ran: settings, machine, software, time."""
+    return {
         'engine_settings': {'options': settings,
                             'VLLM_CPU_KVCACHE_SPACE': os.environ.get('VLLM_CPU_KVCACHE_SPACE'),
                             'max_num_seqs': 1},
@@ -543,11 +563,33 @@ def run_benchmark(model: str | None = None, unnorm_key: str | None = None, *, im
         'software': software_versions(),
         'reference': dict(REFERENCE),
         'timestamp': started_at.isoformat(timespec='seconds'),
-        'wall_time_s': time.perf_counter() - started,
     }
-    if out is not None:
-        write_json(out, report)
-    return report
+
+
+def _mode_skip(mode: str, on_cpu: bool, given: EngineReport | None) -> str:
+    """Return why ``mode`` is not measured here, or ''."""
+    if mode == 'graph' and on_cpu:
+        return CPU_GRAPH_REASON
+    if given is not None and mode != _policy_mode(given):
+        return f'the given engine runs in {_policy_mode(given)} mode'
+    return ''
+
+
+def _node_or_why_not(policy: Policy, mode: str, camera_hz: float, seconds: float,
+                     instruction: str, salt: int, progress: bool
+                     ) -> tuple[dict[str, Any] | None, str | None]:
+    """Return (the node's figures, None), or (None, why there are none); never raises."""
+    missing = _rclpy_missing()
+    if missing is not None:
+        return None, missing
+    started = time.perf_counter()
+    try:
+        node = measure_node(policy, camera_hz, seconds, instruction, salt, progress)
+    except Exception as error:  # noqa: B902 - keep the engine figures
+        return None, f'failed: {type(error).__name__}: {error}'
+    node['engine_mode'] = mode
+    node['wall_time_s'] = time.perf_counter() - started
+    return node, None
 
 
 def _rclpy_missing() -> str | None:

@@ -114,11 +114,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
             summary['reason'] = f"configure failed: {node.status()['last_error']}"
             return summary
         status = node.status()
-        engine = (f"dtype {status['engine_dtype']} ({status['engine_dtype_reason']})"
-                  if status['engine_dtype'] else 'remote engine')
-        print(f"[demo] engine ready in {status['engine_startup_s']:.0f} s; {engine}; images "
-              f"{status['image_preprocessing']}; statistics hash {status['statistics_hash']} "
-              f"from {status['statistics_source']}", flush=True)
+        _print_engine(status)
         runner.activate()
         started[0] = time.monotonic()
         result = _send_goal(client, goals, instruction, duration) if goals else None
@@ -135,16 +131,27 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
     except KeyboardInterrupt:
         print('[demo] interrupted', flush=True)
     finally:
-        # A hung engine must not keep the demo from ending: leave after a bounded clean-up.
-        from openvla_ros.core.processes import exit_now
-        deadline = threading.Timer(CLEANUP_DEADLINE_S, exit_now,
-                                   args=(0 if summary.get('actions') else 1,))
-        deadline.daemon = True
-        deadline.start()
-        # The zero twist goes out first; the engine's processes are terminated, not awaited.
-        runner.close(fast=True)
-        deadline.cancel()
+        _close_in_time(runner, exit_code=0 if summary.get('actions') else 1)
     return summary
+
+
+def _print_engine(status: dict[str, Any]) -> None:
+    engine = (f"dtype {status['engine_dtype']} ({status['engine_dtype_reason']})"
+              if status['engine_dtype'] else 'remote engine')
+    print(f"[demo] engine ready in {status['engine_startup_s']:.0f} s; {engine}; images "
+          f"{status['image_preprocessing']}; statistics hash {status['statistics_hash']} "
+          f"from {status['statistics_source']}", flush=True)
+
+
+def _close_in_time(runner: Any, exit_code: int) -> None:
+    """Close the node; a hung engine must not keep the demo from ending (bounded clean-up)."""
+    from openvla_ros.core.processes import exit_now
+    deadline = threading.Timer(CLEANUP_DEADLINE_S, exit_now, args=(exit_code,))
+    deadline.daemon = True
+    deadline.start()
+    # The zero twist goes out first; the engine's processes are terminated, not awaited.
+    runner.close(fast=True)
+    deadline.cancel()
 
 
 def _goal_interface() -> Any:

@@ -91,26 +91,7 @@ def run_fleet(url: str, model: str, unnorm_key: str | None, clients: Iterable[in
         finally:
             for policy in policies:
                 policy.close()
-        done = sum(len(values) for values in latencies)
-        everything = [value for values in latencies for value in values]
-        runs.append({
-            'clients': count,
-            'requests': count * requests_per_client,
-            'completed': done,
-            'errors': sum(len(e) for e in errors),
-            'wall_s': wall,
-            'actions_per_s': done / wall if wall > 0 else float('nan'),
-            'p50_s': percentile(everything, 50),
-            'p95_s': percentile(everything, 95),
-            'per_client': [{
-                'client': index,
-                'completed': len(values),
-                'p50_s': percentile(values, 50),
-                'p95_s': percentile(values, 95),
-                'mean_s': float(np.mean(values)) if values else float('nan'),
-                'first_error': errors[index][0] if errors[index] else None,
-            } for index, values in enumerate(latencies)],
-        })
+        runs.append(_run_figures(count, requests_per_client, latencies, errors, wall))
     return {'url': url, 'model': model, 'unnorm_key': unnorm_key, 'instruction': instruction,
             'image_format': image_format, 'requests_per_client': requests_per_client,
             'runs': runs}
@@ -125,6 +106,31 @@ def format_fleet(result: dict[str, Any]) -> str:
                      f'  {run["p95_s"]:>6.2f}  {per}'
                      + (f'  ({run["errors"]} errors)' if run['errors'] else ''))
     return '\n'.join(lines)
+
+
+def _run_figures(count: int, requests_per_client: int, latencies: list[list[float]],
+                 errors: list[list[str]], wall: float) -> dict[str, Any]:
+    """Return one client count's figures: completed, errors, actions/s, p50/p95 per client."""
+    done = sum(len(values) for values in latencies)
+    everything = [value for values in latencies for value in values]
+    return {
+        'clients': count,
+        'requests': count * requests_per_client,
+        'completed': done,
+        'errors': sum(len(e) for e in errors),
+        'wall_s': wall,
+        'actions_per_s': done / wall if wall > 0 else float('nan'),
+        'p50_s': percentile(everything, 50),
+        'p95_s': percentile(everything, 95),
+        'per_client': [{
+            'client': index,
+            'completed': len(values),
+            'p50_s': percentile(values, 50),
+            'p95_s': percentile(values, 95),
+            'mean_s': float(np.mean(values)) if values else float('nan'),
+            'first_error': errors[index][0] if errors[index] else None,
+        } for index, values in enumerate(latencies)],
+    }
 
 
 def run_fleet_benchmark(url: str, model: str, unnorm_key: str | None, clients: Sequence[int],
