@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from openvla_ros.core.remote import DEFAULT_API_KEY_ENV
+from openvla_ros.core.engine import DEFAULT_API_KEY_ENV
 from openvla_ros.tools.serve import (DEFAULT_HOST, DEFAULT_MAX_MODEL_LEN, DEFAULT_MAX_NUM_SEQS,
                                      DEFAULT_PORT, DEFAULT_STARTUP_TIMEOUT_S, DEV_MODE_ENV,
                                      serve)

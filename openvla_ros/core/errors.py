@@ -47,3 +47,49 @@ class EngineMemoryError(OpenVlaError, MemoryError):
 def fix_of(error: BaseException) -> str:
     """Return the fix an error carries ('' for an exception that is not the project's)."""
     return error.fix if isinstance(error, OpenVlaError) else ''
+
+
+# ---------------------------------------------------------------- a remote engine's failures
+
+class RemoteError(OpenVlaError):
+    """A remote-engine failure; ``retryable`` says whether the next request may succeed.
+
+    ``engine_dead`` True tells the node to stop commanding (it deactivates itself): the
+    failure needs a person (a wrong server, template or key), not another attempt. ``status``
+    is the HTTP status the server answered with (None when no reply came or it was not the
+    cause).
+    """
+
+    retryable = False
+    engine_dead = True
+
+    def __init__(self, what: str, fix: str = '', parameter: str | None = None,
+                 status: int | None = None) -> None:
+        """Keep the fields: what failed, the fix, and the HTTP status when one caused it."""
+        super().__init__(what, fix, parameter)
+        self.status = status
+
+
+class EngineUnavailableError(RemoteError, RuntimeError):
+    """The server cannot answer now (down, refused, timed out, HTTP 5xx): try again later."""
+
+    retryable = True
+    engine_dead = False
+
+
+class RemoteAuthError(RemoteError, PermissionError):
+    """The server refused the API key (HTTP 401/403), or none was set."""
+
+
+class RemoteMismatchError(RemoteError, ValueError):
+    """The server is not serving this model the way OpenVLA needs (template, tokenizer, model)."""
+
+
+class RemoteEndpointMissingError(RemoteMismatchError):
+    """The server has no such path (HTTP 404): not a vLLM server, a wrong prefix, or a proxy."""
+
+
+class RemoteRequestError(RemoteError, ValueError):
+    """The server rejected one request (HTTP 4xx other than auth): this request cannot succeed."""
+
+    engine_dead = False

@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from openvla_ros.core.policy import Policy
-from openvla_ros.core.remote import DEFAULT_API_KEY_ENV, RemoteError, RemotePolicy
+from openvla_ros.core.engine import DEFAULT_API_KEY_ENV
+from openvla_ros.core.errors import RemoteError
+from openvla_ros.core.remote import RemotePolicy
 from openvla_ros.core.stats import percentile
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, scene_image, unique_image
 

@@ -37,7 +37,8 @@ import urllib.error
 import urllib.request
 
 from openvla_ros.core.checkpoints import is_local_checkpoint
-from openvla_ros.core.remote import CONFIG_ALIAS_PREFIX, config_fingerprint, DEFAULT_API_KEY_ENV
+from openvla_ros.core.engine import DEFAULT_API_KEY_ENV
+from openvla_ros.core.remote import CONFIG_ALIAS_PREFIX, config_fingerprint
 from openvla_ros.core.security import ApiKeyError, is_loopback, read_api_key
 from openvla_ros.tools.serve_auth import middleware_path
 

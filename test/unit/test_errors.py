@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from openvla_ros.core import processes, remote
+from openvla_ros.core import processes, remote, transport
 from openvla_ros.core.decoding import ActionDecoder, StatisticsError
 from openvla_ros.core.engine import ModelNotFoundError, resolve_model
 from openvla_ros.core.errors import fix_of, OpenVlaError, ParameterError
@@ -69,7 +69,7 @@ def test_bad_statistics_file_names_the_statistics_file(tmp_path):
     (400, 'bad', remote.RemoteRequestError),
 ])
 def test_remote_http_errors_have_their_status(status, message, kind):
-    error = remote._client_error(status, {'error': {'message': message}}, b'', 'http://s', '/p')
+    error = transport.client_error(status, {'error': {'message': message}}, b'', 'http://s', '/p')
     assert type(error) is kind and error.status == status
     assert isinstance(error, OpenVlaError)
 

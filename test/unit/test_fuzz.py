@@ -23,7 +23,7 @@ hypothesis = pytest.importorskip('hypothesis', reason='hypothesis (the test extr
 from hypothesis import given, HealthCheck, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from openvla_ros.core import remote  # noqa: E402
+from openvla_ros.core import errors, remote, replies, transport  # noqa: E402
 from openvla_ros.core.decoding import ActionDecoder, StatisticsError  # noqa: E402
 from openvla_ros.core.images import ImageError, msg_to_pil, msg_to_rgb  # noqa: E402
 from openvla_ros.core.prompt import (build_prompt, clean_instruction,  # noqa: E402
@@ -157,7 +157,7 @@ def test_mutated_replies(edits):
     ids = check(reply)
     if not edits:
         assert ids == [31744, 31872, 31999, 31800, 31900, 31850, 31999]
-    remote._server_seconds(reply.get('metrics') if isinstance(reply, dict) else None)
+    replies.server_seconds(reply.get('metrics') if isinstance(reply, dict) else None)
 
 
 @fixed('reply_json')
@@ -165,10 +165,10 @@ def test_mutated_replies(edits):
 def test_arbitrary_json_replies_and_errors(reply, status):
     check(reply)
     body = json.dumps(reply).encode() if not _has_nan(reply) else b'{}'
-    error = remote._client_error(status, reply, body, 'http://server', '/v1/chat/completions')
-    assert isinstance(error, remote.RemoteError)
+    error = transport.client_error(status, reply, body, 'http://server', '/v1/chat/completions')
+    assert isinstance(error, errors.RemoteError)
     assert not any(ch in str(error) for ch in '\r\n\x1b')
-    assert isinstance(remote._server_seconds(reply), dict)
+    assert isinstance(replies.server_seconds(reply), dict)
 
 
 def _has_nan(value):

@@ -14,7 +14,7 @@ import traceback
 
 import pytest
 
-from openvla_ros.core import remote
+from openvla_ros.core import errors, remote, transport
 from openvla_ros.core.security import (ApiKeyError, InsecureTransportError, is_loopback,
                                        printable, read_api_key, require_secure_transport)
 
@@ -101,7 +101,7 @@ def test_one_trailing_newline_is_stripped_and_the_key_is_sent(server, monkeypatc
         reply(conn, 200, {'authorization': request['headers'].get('Authorization')})
     fake = server(script)
     monkeypatch.setenv(KEY_ENV, SECRET + '\n')
-    status, body, _ = remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
+    status, body, _ = transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
     assert status == 200
     assert json.loads(body) == {'authorization': f'Bearer {SECRET}'}
     monkeypatch.setenv(KEY_ENV, SECRET + '\r\n')
@@ -117,7 +117,7 @@ def test_bad_keys_are_refused_naming_the_variable_not_the_value(server, monkeypa
     with pytest.raises(ApiKeyError) as direct:
         read_api_key(KEY_ENV)
     with pytest.raises(remote.RemoteAuthError) as caught:
-        remote._Http(fake.url, KEY_ENV)
+        transport.HttpTransport(fake.url, KEY_ENV)
     for error in (direct.value, caught.value):
         text = ''.join(traceback.format_exception(error))
         assert KEY_ENV in str(error)
@@ -127,7 +127,7 @@ def test_bad_keys_are_refused_naming_the_variable_not_the_value(server, monkeypa
 
 def test_a_bad_key_set_after_construction_is_refused_before_sending(server, monkeypatch):
     fake = server(lambda conn, request: reply(conn, 200, {}))
-    http = remote._Http(fake.url, KEY_ENV)
+    http = transport.HttpTransport(fake.url, KEY_ENV)
     monkeypatch.setenv(KEY_ENV, SECRET + '\nX-Injected: 1')
     with pytest.raises(remote.RemoteAuthError) as caught:
         http.request('GET', '/x', timeout_s=5)
@@ -144,15 +144,15 @@ def test_no_exception_text_carries_a_header_value(server, monkeypatch):
     def leaky_putheader(self, header, *values):
         raise ValueError(f'Invalid header value {values!r} for {header}')
     monkeypatch.setattr(http.client.HTTPConnection, 'putheader', leaky_putheader)
-    with pytest.raises(remote.RemoteError) as caught:
-        remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
+    with pytest.raises(errors.RemoteError) as caught:
+        transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
     assert SECRET not in ''.join(traceback.format_exception(caught.value))
 
     def leaky_oserror(self, header, *values):
         raise OSError(f'cannot send {values!r}')
     monkeypatch.setattr(http.client.HTTPConnection, 'putheader', leaky_oserror)
     with pytest.raises(remote.EngineUnavailableError) as caught:
-        remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
+        transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=5)
     assert SECRET not in ''.join(traceback.format_exception(caught.value))
 
 
@@ -161,13 +161,13 @@ def test_no_exception_text_carries_a_header_value(server, monkeypatch):
 def test_a_key_over_plain_http_to_another_machine_is_refused(monkeypatch, url):
     monkeypatch.setenv(KEY_ENV, SECRET)
     with pytest.raises(remote.RemoteAuthError, match='allow_insecure_http') as caught:
-        remote._Http(url, KEY_ENV)
+        transport.HttpTransport(url, KEY_ENV)
     assert 'https://' in str(caught.value) and SECRET not in str(caught.value)
     # The explicit opt-in, or no key at all, or https: accepted (no connection is made here).
-    remote._Http(url, KEY_ENV, allow_insecure_http=True)
-    remote._Http(url.replace('http://', 'https://'), KEY_ENV)
+    transport.HttpTransport(url, KEY_ENV, allow_insecure_http=True)
+    transport.HttpTransport(url.replace('http://', 'https://'), KEY_ENV)
     monkeypatch.delenv(KEY_ENV)
-    remote._Http(url, KEY_ENV)
+    transport.HttpTransport(url, KEY_ENV)
 
 
 @pytest.mark.parametrize('host', ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]'])
@@ -199,7 +199,7 @@ def test_a_wrong_ca_file_is_a_clear_error(tmp_path):
     bad = tmp_path / 'ca.pem'
     bad.write_text('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n')
     with pytest.raises(ValueError, match='CA file'):
-        remote._Http('https://127.0.0.1:1', KEY_ENV, ca_file=str(bad))
+        transport.HttpTransport('https://127.0.0.1:1', KEY_ENV, ca_file=str(bad))
 
 
 # --- deadline ---------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_a_trickling_server_cannot_defeat_the_deadline(server, where):
     fake = server(script)
     started = time.monotonic()
     with pytest.raises(remote.EngineUnavailableError, match='deadline of 1 s') as caught:
-        remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=1.0)
+        transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=1.0)
     elapsed = time.monotonic() - started
     assert caught.value.retryable
     # A hang guard, not a speed claim: the trickle would last 8 s without the deadline.
@@ -250,7 +250,7 @@ def test_an_announced_huge_reply_is_refused_before_reading(server):
     fake = server(script)
     started = time.monotonic()
     with pytest.raises(remote.RemoteMismatchError, match='over the limit') as caught:
-        remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=10.0)
+        transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=10.0)
     assert '419430400' in str(caught.value)
     assert time.monotonic() - started < 2.5   # refused on the header, not after the body
 
@@ -270,13 +270,13 @@ def test_an_unannounced_flood_is_cut_at_the_cap(server):
         return 'close'
     fake = server(script)
     with pytest.raises(remote.RemoteMismatchError, match='over the limit'):
-        remote._Http(fake.url, KEY_ENV).request('GET', '/x', timeout_s=10.0)
+        transport.HttpTransport(fake.url, KEY_ENV).request('GET', '/x', timeout_s=10.0)
 
 
 def test_a_reply_under_the_cap_is_read_whole(server):
-    payload = {'pad': 'y' * (remote.MAX_REPLY_BYTES // 2)}
+    payload = {'pad': 'y' * (transport.MAX_REPLY_BYTES // 2)}
     fake = server(lambda conn, request: reply(conn, 200, payload))
-    http = remote._Http(fake.url, KEY_ENV)
+    http = transport.HttpTransport(fake.url, KEY_ENV)
     for _ in range(2):   # and the keep-alive connection takes the next request
         status, body, _ = http.request('GET', '/x', timeout_s=10.0)
         assert status == 200 and json.loads(body) == payload
@@ -313,7 +313,7 @@ FORGED = 'oops\x1b[2J\x1b[31m\r\n[ERROR] [policy_node]: forged line\u202e\x07'
 ])
 def test_server_text_in_errors_has_no_control_characters(server, test_model, status, payload):
     fake = server(health_then((status, payload)))
-    with pytest.raises(remote.RemoteError) as caught:
+    with pytest.raises(errors.RemoteError) as caught:
         remote.RemotePolicy(str(test_model), UNNORM_KEY, url=fake.url, api_key_env=KEY_ENV,
                             timeout_s=10)
     text = str(caught.value)
