@@ -93,3 +93,9 @@ class RemoteRequestError(RemoteError, ValueError):
     """The server rejected one request (HTTP 4xx other than auth): this request cannot succeed."""
 
     engine_dead = False
+
+
+# ---------------------------------------------------------------- bags
+
+class BagError(ValueError):
+    """A bag that cannot be written or read as asked; the text names the problem and the fix."""

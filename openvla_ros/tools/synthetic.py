@@ -11,7 +11,7 @@ frame. They stand in for a camera where none is attached; they mean nothing to a
   pixels, so that no two frames are equal (vLLM caches by image content; benchmarks and the
   fleet measurement must not hit it);
 * :func:`synthetic_actions` and :func:`table_scene`: a known action sequence and the frames of
-  a block moved by it (the STEPS.json of ``bags.write_synthetic_steps``).
+  a block moved by it (the STEPS.json of ``steps.write_synthetic_steps``).
 """
 
 from __future__ import annotations

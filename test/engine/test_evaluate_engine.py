@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from openvla_ros.tools.bags import make_bag, write_synthetic_steps
+from openvla_ros.tools.bags import make_bag
+from openvla_ros.tools.steps import write_synthetic_steps
 from openvla_ros.tools.evaluate import evaluate_bag
 
 pytestmark = pytest.mark.engine

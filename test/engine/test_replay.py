@@ -11,7 +11,8 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 
 from rosbags.rosbag2 import Reader  # noqa: E402
 
-from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps  # noqa: E402
+from openvla_ros.tools.bags import make_bag, read_bag  # noqa: E402
+from openvla_ros.tools.steps import write_synthetic_steps  # noqa: E402
 from openvla_ros.cli import main  # noqa: E402
 from openvla_ros.core.engine import Prediction  # noqa: E402
 from openvla_ros.core.preprocessing import ImagePreparation  # noqa: E402

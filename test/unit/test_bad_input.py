@@ -20,7 +20,8 @@ from openvla_ros.core.engine import check_jpeg_quality, EngineConfig, JPEG_QUALI
 from openvla_ros.core.images import DEFAULT_MAX_PIXELS, ImageError, load_image_file
 from openvla_ros.core.prompt import InstructionError, MAX_INSTRUCTION_CHARS
 from openvla_ros.tools import bags, evaluate
-from openvla_ros.tools.bags import BagError, make_bag, read_bag, StepsError, write_synthetic_steps
+from openvla_ros.tools.bags import BagError, make_bag, read_bag
+from openvla_ros.tools.steps import load_steps, StepsError, write_synthetic_steps
 
 
 def png_chunk(kind, data):
@@ -226,7 +227,7 @@ def test_steps_json_refuses_control_characters(tmp_path):
     document['steps'][1]['instruction'] = 'lift\nthe cup'
     steps.write_text(json.dumps(document))
     with pytest.raises(StepsError, match='step 1: the instruction contains a control'):
-        bags.load_steps(steps)
+        load_steps(steps)
 
 
 # --- damaged bags -----------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from rosbags.rosbag2 import Writer
 from openvla_ros.cli import main
 from openvla_ros.core.images import ImageError
 from openvla_ros.tools import bags
-from openvla_ros.tools.bags import (BagError, COMPRESSED_IMAGE_TOPIC, DEFAULT_T0_S, IMAGE_TOPIC,
-                                    make_bag, read_bag, StepsError, write_synthetic_steps)
+from openvla_ros.tools.bags import (BagError, COMPRESSED_IMAGE_TOPIC, IMAGE_TOPIC, make_bag,
+                                    read_bag)
+from openvla_ros.tools.steps import DEFAULT_T0_S, StepsError, write_synthetic_steps
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION
 
 N = 6
 SIZE = 32
@@ -61,8 +63,8 @@ def test_round_trip(tmp_path, steps_json, storage, compressed):
     assert stamps == pytest.approx([DEFAULT_T0_S + i / 5.0 for i in range(N)], abs=1e-6)
     assert [f.bag_time_ns for f in data.frames] == [
         int(DEFAULT_T0_S) * 10 ** 9 + i * 200_000_000 for i in range(N)]
-    assert [r.text for r in data.instructions] == [bags.DEFAULT_INSTRUCTION]
-    assert data.instruction_at(data.frames[0].bag_time_ns) == bags.DEFAULT_INSTRUCTION
+    assert [r.text for r in data.instructions] == [DEFAULT_INSTRUCTION]
+    assert data.instruction_at(data.frames[0].bag_time_ns) == DEFAULT_INSTRUCTION
     assert data.instruction_at(data.frames[0].bag_time_ns - 1) is None
     expected = [s['action'] for s in _steps(steps_json)]
     assert len(data.ground_truth) == N
@@ -124,7 +126,7 @@ def test_synthetic_steps(tmp_path):
     actions = np.array([s['action'] for s in steps])
     assert actions.shape == (4, 7) and np.isfinite(actions).all()
     assert actions[:2, 6].tolist() == [1.0, 1.0] and actions[2:, 6].tolist() == [0.0, 0.0]
-    assert {s['instruction'] for s in steps} == {bags.DEFAULT_INSTRUCTION}
+    assert {s['instruction'] for s in steps} == {DEFAULT_INSTRUCTION}
     # Deterministic for a seed.
     again = write_synthetic_steps(tmp_path / 'again', 4, size=48, seed=1)
     assert _steps(again) == steps

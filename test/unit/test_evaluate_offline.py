@@ -18,7 +18,9 @@ from openvla_ros.core.engine import Prediction
 from openvla_ros.core.policy import EngineReport
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.tools import bags, report
-from openvla_ros.tools.bags import make_bag, read_bag, write_synthetic_steps
+from openvla_ros.tools.bags import make_bag, read_bag
+from openvla_ros.tools.steps import write_synthetic_steps
+from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION
 from openvla_ros.tools.evaluate import EvaluationError, evaluate_bag
 from openvla_ros.tools.metrics import (gripper_accuracy, latency_summary, mae_per_dim, mse,
                                        mse_per_dim)
@@ -117,7 +119,7 @@ def test_full_run_accounts_for_every_frame(tmp_path, synthetic_bag):
     counts = report['summary']['counts']
     assert counts == {'read': N, 'evaluated': N, 'skipped': 0, 'skip_reasons': {}}
     assert len(fake.calls) == N
-    assert set(fake.calls) == {bags.DEFAULT_INSTRUCTION}
+    assert set(fake.calls) == {DEFAULT_INSTRUCTION}
 
     on_disk = _load_strict(tmp_path / 'out' / 'report.json')
     assert on_disk['summary'] == report['summary']  # floats round-trip exactly
@@ -126,7 +128,7 @@ def test_full_run_accounts_for_every_frame(tmp_path, synthetic_bag):
     steps = json.loads((synthetic_bag.parent / 'steps' / 'STEPS.json').read_text())['steps']
     for record, frame, step in zip(frames, data.frames, steps):
         assert record['stamp'] == pytest.approx(frame.stamp_s)
-        assert record['instruction'] == bags.DEFAULT_INSTRUCTION
+        assert record['instruction'] == DEFAULT_INSTRUCTION
         assert record['predicted'] == pytest.approx(_expected_action(frame.rgb()))
         assert record['ground_truth'] == pytest.approx(step['action'])
         assert len(record['token_ids']) == 7 and record['latency_s'] > 0

@@ -29,7 +29,7 @@ from openvla_ros.core.images import ImageError, msg_to_pil, msg_to_rgb  # noqa: 
 from openvla_ros.core.prompt import (build_prompt, clean_instruction,  # noqa: E402
                                      InstructionError, MAX_INSTRUCTION_CHARS,
                                      prompt_token_ids, SPACE_TOKEN_ID)
-from openvla_ros.tools.bags import load_steps, StepsError  # noqa: E402
+from openvla_ros.tools.steps import load_steps, StepsError  # noqa: E402
 
 #: Examples per property, fixed for CI (the report quotes these numbers).
 EXAMPLES = {'raw_image': 400, 'compressed_image': 300, 'reply': 400, 'reply_json': 300,
