@@ -140,7 +140,7 @@ def _is_damage(error: BaseException) -> bool:
     return isinstance(error, damage)
 
 
-def _seal_mcap_chunks(path: Path) -> int:
+def seal_mcap_chunks(path: Path) -> int:
     """Write the CRC-32 of every uncompressed chunk into an mcap file; return how many.
 
     rosbags writes chunks with a zero CRC ("not computed"), so a damaged chunk would be read
@@ -258,7 +258,7 @@ def make_bag(steps_json: Path | str, out_bag: Path | str, rate_hz: float = DEFAU
                                                  compressed_format if compressed else None):
                     write(topic, msg, step.stamp_ns)
         for file in out.glob('*.mcap'):
-            _seal_mcap_chunks(file)
+            seal_mcap_chunks(file)
     except BaseException:
         # We checked that ``out`` did not exist, so everything there is ours and half-written.
         if out.exists():

@@ -277,7 +277,7 @@ def test_make_bag_writes_mcap_chunk_checksums(tmp_path, steps):
     make_bag(steps, out, storage='mcap', progress=False)
     mcap = next(out.glob('*.mcap'))
     # Sealing again finds nothing left to seal: every chunk already has its CRC.
-    assert bags._seal_mcap_chunks(mcap) == 0
+    assert bags.seal_mcap_chunks(mcap) == 0
 
 
 def test_a_truncated_bag_is_a_bag_error(tmp_path, steps):

@@ -22,8 +22,6 @@ from openvla_ros.tools.bags import make_bag, read_bag
 from openvla_ros.tools.steps import write_synthetic_steps
 from openvla_ros.tools.synthetic import DEFAULT_INSTRUCTION
 from openvla_ros.tools.evaluate import EvaluationError, evaluate_bag
-from openvla_ros.tools.metrics import (gripper_accuracy, latency_summary, mae_per_dim, mse,
-                                       mse_per_dim)
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 N = 8
@@ -137,14 +135,17 @@ def test_full_run_accounts_for_every_frame(tmp_path, synthetic_bag):
     pred = np.array([r['predicted'] for r in frames])
     truth = np.array([r['ground_truth'] for r in frames])
     summary = on_disk['summary']
-    assert summary['mse_per_dim'] == pytest.approx(mse_per_dim(pred, truth))
-    assert summary['mae_per_dim'] == pytest.approx(mae_per_dim(pred, truth))
+    # Recomputed here with numpy, not with the metrics module under test.
+    assert summary['mse_per_dim'] == pytest.approx(list(np.mean((pred - truth) ** 2, axis=0)))
+    assert summary['mae_per_dim'] == pytest.approx(list(np.mean(np.abs(pred - truth), axis=0)))
     assert summary['mse'] == pytest.approx(float(np.mean((pred - truth) ** 2)))
-    assert summary['mse'] == pytest.approx(mse(pred, truth))
-    assert summary['gripper_accuracy'] == pytest.approx(gripper_accuracy(pred, truth))
-    latencies = [r['latency_s'] for r in frames]
-    assert summary['latency'] == pytest.approx(latency_summary(latencies, warmup=2))
-    assert summary['latency']['mean'] == pytest.approx(np.mean(latencies[2:]))
+    # Open at or above 0.5 on both sides.
+    assert summary['gripper_accuracy'] == pytest.approx(
+        float(np.mean((pred[:, 6] >= 0.5) == (truth[:, 6] >= 0.5))))
+    latencies = np.array([r['latency_s'] for r in frames])[2:]
+    assert summary['latency'] == pytest.approx({
+        'mean': float(np.mean(latencies)), 'p50': float(np.percentile(latencies, 50)),
+        'p95': float(np.percentile(latencies, 95)), 'p99': float(np.percentile(latencies, 99))})
 
     meta = on_disk['metadata']
     assert meta['model'] == 'fake/openvla'
