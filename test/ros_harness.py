@@ -195,6 +195,14 @@ class RosGraph:
         self.node = self.runner.node
         self.harness = Harness(self.runner.add_peer('policy_node_test'), '/' + namespace)
 
+    def action_client(self, action_name):
+        """Return an ExecuteInstruction client on a node of its own, spinning once it exists."""
+        from rclpy.action import ActionClient
+        node = self.runner.add_peer('goal_client', spin=False)
+        client = ActionClient(node, ExecuteInstruction, action_name)
+        self.runner.spin_peer(node)
+        return client
+
     def close(self):
         self.runner.close()
 

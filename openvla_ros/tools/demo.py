@@ -84,7 +84,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
                          **preparation_values(preparation),
                          **engine_values(engine or EngineConfig())})
     node = runner.node
-    peer = runner.add_peer('openvla_demo')
+    peer = runner.add_peer('openvla_demo', spin=False)
     camera = SyntheticCamera(peer)
     if goals is None:
         peer.create_publisher(String, 'instruction', LATCHED).publish(String(data=instruction))
@@ -103,6 +103,7 @@ def run_demo(model: str, unnorm_key: str, instruction: str, duration: float,
               flush=True)
 
     peer.create_subscription(Float64MultiArray, 'action', on_action, 10)
+    runner.spin_peer(peer)   # after the action client exists (see NodeRunner.add_peer)
     # Every frame differs: vLLM reuses its cache for an identical image and prompt, which
     # would make repeated frames look faster than a real camera's.
     camera.start(camera_hz)

@@ -105,11 +105,13 @@ def run_goal(instruction: str, max_steps: int, timeout_s: float, *, node: str = 
     # Ctrl-C must cancel the goal, which needs a live context: no rclpy signal handler.
     rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
     client_node = rclpy.create_node('openvla_ros_run', context=context)
+    # The client before the spinning: rclpy's ActionClient registers itself with its node
+    # before it has finished initialising (see tools/harness.NodeRunner.add_peer).
+    client = ActionClient(client_node, ExecuteInstruction, name)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(client_node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    client = ActionClient(client_node, ExecuteInstruction, name)
     interrupted = interrupted or threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():

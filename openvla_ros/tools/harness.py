@@ -52,12 +52,24 @@ class NodeRunner:
                                          daemon=True)
         self._spinner.start()
 
-    def add_peer(self, name: str, namespace: str = '') -> Any:
-        """Create a plain node that spins with the policy node (camera, recorder, driver)."""
+    def add_peer(self, name: str, namespace: str = '', spin: bool = True) -> Any:
+        """Create a plain node that spins with the policy node (camera, recorder, driver).
+
+        ``spin=False``: the node joins the executor only at :meth:`spin_peer`. Create action
+        clients on such a node first: rclpy's ``ActionClient`` registers itself with its node
+        before it has finished initialising, so an executor already spinning that node can
+        meet the half-made client and its thread dies (seen in CI: ``'ActionClient' object has
+        no attribute '_lock'``, then no callback of any node ran again).
+        """
         peer = rclpy.create_node(name, namespace=namespace, context=self.context)
         self.peers.append(peer)
-        self.executor.add_node(peer)
+        if spin:
+            self.executor.add_node(peer)
         return peer
+
+    def spin_peer(self, peer: Any) -> None:
+        """Start spinning a peer created with ``spin=False``."""
+        self.executor.add_node(peer)
 
     def configure(self) -> bool:
         """Run the configure transition in this thread; return whether it succeeded."""

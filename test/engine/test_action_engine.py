@@ -16,7 +16,6 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 
 from action_msgs.msg import GoalStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 
 from openvla_ros.tools.synthetic import scene_image  # noqa: E402
 from ros_harness import ExecuteInstruction, NOT_BUILT, RosGraph  # noqa: E402
@@ -42,8 +41,7 @@ def test_a_goal_with_the_real_engine_succeeds_with_the_engine_actions(policy, te
     try:
         assert h.transition(Transition.TRANSITION_CONFIGURE)
         assert h.transition(Transition.TRANSITION_ACTIVATE)
-        client = ActionClient(h.node, ExecuteInstruction,
-                              '/act/openvla_policy/execute_instruction')
+        client = graph.action_client('/act/openvla_policy/execute_instruction')
         assert client.wait_for_server(timeout_sec=30.0)
         feedback = []
         handle = wait(client.send_goal_async(

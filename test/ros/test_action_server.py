@@ -18,7 +18,6 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2) is not installed')
 
 from action_msgs.msg import GoalStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from openvla_ros.core.engine import Prediction  # noqa: E402
@@ -151,9 +150,7 @@ def active_graph(tmp_path, namespace):
 def graph(tmp_path):
     """An active node with no instruction, and an action client beside it."""
     graph = active_graph(tmp_path, 'robot')
-    h = graph.harness
-    graph.client = ActionClient(h.node, ExecuteInstruction,
-                                '/robot/openvla_policy/execute_instruction')
+    graph.client = graph.action_client('/robot/openvla_policy/execute_instruction')
     assert graph.client.wait_for_server(timeout_sec=15.0)
     yield graph
     graph.close()
